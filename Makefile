@@ -1,0 +1,50 @@
+# The one task runner: README's quick start and CI call these targets verbatim.
+PY       ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+# torch stays pinned (constraints.txt): a bare `torch` would pull a multi-GB CUDA build
+PIP      := $(BIN)/python -m pip install -c constraints.txt
+EXTRAS   ?= all,dev,llamacpp
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install install-demo demo test test-unit test-integration lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# everything, including llama-cpp-python (built from source once, ~7 min on 2 cores; pip caches it)
+$(VENV)/.installed-$(EXTRAS): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -q torch==2.13.0
+	$(PIP) -q -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed-$(EXTRAS)
+
+# the main job: the embedded model on the bundled email-triage task
+demo:
+	$(MAKE) install EXTRAS=all
+	$(BIN)/ladder models prepare
+	$(BIN)/ladder climb examples/email-triage
+
+test: install
+	$(BIN)/ladder models prepare
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration"
+
+test-integration: install
+	$(BIN)/ladder models prepare
+	$(BIN)/python -m pytest -m integration
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: install
+	$(BIN)/ladder models prepare
+	$(BIN)/python benchmarks/eval_throughput.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
