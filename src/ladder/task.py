@@ -1,0 +1,376 @@
+"""The task: `task.yaml`, validated at the edge with errors that name the line and the fix.
+
+A task folder holds `task.yaml` plus its data (and optionally documents). Example::
+
+    # ladder climb examples/email-triage
+    name: email-triage
+    kind: classify
+    instructions: Sort an incoming email into exactly one category.
+    labels: {spam: ..., marketing: ..., personal: ..., work: ..., automated: ...}
+    data: {path: emails.jsonl, id: id, input: [from, subject, body], output: label}
+    bar: {metric: accuracy, threshold: 0.8}
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ladder.errors import TaskError
+from ladder.yamlio import line_of, load_yaml, read_text
+
+TASK_FILE = "task.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DataSpec(Strict):
+    """Where the examples are and which columns hold what."""
+
+    path: str = Field(description="JSONL, JSON or CSV file, relative to the task folder")
+    format: Literal["auto", "jsonl", "json", "csv", "tsv"] = "auto"
+    id: str | None = Field(
+        None, description="column with a unique id; default: a hash of the input"
+    )
+    input: str | list[str] = Field("input", description="column(s) that make the model input")
+    output: str | None = Field("output", description="column with the gold output")
+    meta: list[str] = Field(default_factory=list, description="extra columns kept as metadata")
+
+
+class SplitSpec(Strict):
+    """Deterministic split by a hash of each example id (stable as data grows)."""
+
+    train: float = Field(0.6, ge=0, le=1)
+    dev: float = Field(0.15, ge=0, le=1)
+    holdout: float = Field(0.25, gt=0, le=1)
+    salt: str = "ladder-v1"
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitSpec:
+        total = self.train + self.dev + self.holdout
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + holdout must be 1.0 (they sum to {total:g})")
+        return self
+
+
+class LeakageSpec(Strict):
+    """What to do with hold-out inputs that also appear (exactly or nearly) in train/dev."""
+
+    mode: Literal["refuse", "report", "drop"] = "refuse"
+    near_duplicate: float = Field(0.8, gt=0, le=1, description="word 3-gram Jaccard threshold")
+
+
+class BarSpec(Strict):
+    """The acceptance bar: `climb` stops at the first rung whose hold-out metric reaches it."""
+
+    metric: str
+    threshold: float
+
+
+class VolumeSpec(Strict):
+    calls_per_day: float = Field(gt=0)
+
+
+class EvalSpec(Strict):
+    repeats: int = Field(3, ge=0, le=50, description="sampled repeats for consistency (0 = off)")
+    temperature: float = Field(0.7, ge=0, le=2)
+    consistency_sample: int = Field(
+        16, ge=1, description="items re-generated per repeat (generated answers)"
+    )
+    bootstrap: int = Field(1000, ge=100, le=100000)
+    seed: int = 0
+    max_input_chars: int = Field(1500, ge=50, description="longer inputs are truncated in prompts")
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+
+
+class ModelSpec(Strict):
+    """A model a task can name, beyond the built-in registry."""
+
+    engine: str = Field(description="hf | openai | fake | a plugin's engine")
+    path: str | None = Field(None, description="hf: a local model folder")
+    model: str | None = Field(None, description="openai: the model name the endpoint expects")
+    base_url: str | None = None
+    api: Literal["completions", "chat"] = "chat"
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    concurrency: int = Field(8, ge=1, le=256)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptSpec(Strict):
+    """How prompts name things, and extra templates to try as variants."""
+
+    input_name: str = Field("Input", description="what the input is called in prompts, e.g. Email")
+    output_name: str = Field("Answer", description="the answer cue, e.g. Label")
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="extra Jinja2 templates tried as variants"
+    )
+
+
+class TaskSpec(Strict):
+    name: str
+    kind: str
+    description: str = ""
+    instructions: str = ""
+    labels: list[str] | dict[str, str] | None = None
+    output_schema: dict[str, Any] | str | None = Field(
+        None, description="extract: JSON Schema of the output, inline or a .json file"
+    )
+    data: DataSpec
+    unlabeled: DataSpec | None = Field(None, description="inputs without gold outputs (distill)")
+    documents: str | None = Field(None, description="folder of documents (rag, long-context)")
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
+    bar: BarSpec | None = None
+    volume: VolumeSpec | None = None
+    knowledge: Literal["stable", "volatile"] = "stable"
+    model: str = "gemma-3-270m"
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    rungs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    prices: dict[str, Any] | None = Field(None, description="price-book overrides")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", v):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 64), e.g. email-triage")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v):
+        if v is None:
+            return v
+        names = list(v)
+        if len(names) < 2:
+            raise ValueError("a classify task needs at least 2 labels")
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"duplicate labels: {', '.join(dup)}")
+        for n in names:
+            if not isinstance(n, str) or not n.strip():
+                raise ValueError("labels must be non-empty strings")
+        return v
+
+
+class Task:
+    """A validated task: the spec plus resolved paths and derived facts."""
+
+    def __init__(self, spec: TaskSpec, dir: Path, file: Path, schema: dict[str, Any] | None):
+        self.spec = spec
+        self.dir = dir
+        self.file = file
+        self.schema = schema
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.spec.labels or [])
+
+    @property
+    def label_descriptions(self) -> dict[str, str]:
+        labels = self.spec.labels
+        return dict(labels) if isinstance(labels, dict) else {}
+
+    def resolve(self, rel: str) -> Path:
+        p = Path(rel).expanduser()
+        return p if p.is_absolute() else (self.dir / p)
+
+    def rung_config(self, rung: str) -> dict[str, Any]:
+        return dict(self.spec.rungs.get(rung, {}))
+
+    def config_hash(self) -> str:
+        """Hash of the resolved task config (not the data): a resumed run must match it."""
+        blob = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def find_task_file(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        f = p / TASK_FILE
+        if not f.exists():
+            raise TaskError(
+                f"no {TASK_FILE} in this folder.",
+                where=p,
+                fix=f"create one with `ladder init DATA.csv`, or point at the folder that has {TASK_FILE}.",
+            )
+        return f
+    if not p.exists():
+        raise TaskError(
+            "task not found.",
+            where=p,
+            fix=f"give a task folder (with {TASK_FILE}) or the YAML file itself.",
+        )
+    return p
+
+
+def load_task(path: str | Path) -> Task:
+    """Load and validate a task folder or task.yaml."""
+    from ladder.registry import registries
+
+    file = find_task_file(path)
+    data, node = load_yaml(file, TaskError)
+    if data is None:
+        raise TaskError(
+            "the file is empty.",
+            where=file,
+            fix="start from `ladder init DATA.csv` or an example under examples/.",
+        )
+    if not isinstance(data, dict):
+        raise TaskError(
+            "expected a mapping of keys (name:, kind:, data: ...) at the top.", where=file
+        )
+    try:
+        spec = TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        raise TaskError(_explain(exc, node, TaskSpec), where=file) from None
+
+    def fail(loc: tuple, msg: str, fix: str | None = None) -> TaskError:
+        line = line_of(node, loc)
+        at = f"line {line}, " if line else ""
+        return TaskError(f"{at}field `{'.'.join(map(str, loc))}`: {msg}", where=file, fix=fix)
+
+    regs = registries()
+    if spec.kind not in regs.kinds:
+        raise fail(
+            ("kind",),
+            f"unknown kind {spec.kind!r}.",
+            f"use one of: {', '.join(regs.kinds.names())}.",
+        )
+    kind = regs.kinds.get(spec.kind)
+    schema = None
+    if spec.output_schema is not None:
+        schema = _load_schema(spec.output_schema, file, fail)
+    task = Task(spec, file.parent.resolve(), file.resolve(), schema)
+    problem = kind.check_task(task)
+    if problem:
+        loc, msg, fix = problem
+        raise fail(loc, msg, fix)
+    if spec.bar is not None:
+        metrics = kind.metric_names()
+        if spec.bar.metric not in metrics:
+            raise fail(
+                ("bar", "metric"),
+                f"{spec.bar.metric!r} is not a metric of {spec.kind} tasks.",
+                f"use one of: {', '.join(metrics)}.",
+            )
+    for rung_name, cfg in spec.rungs.items():
+        if rung_name not in regs.rungs:
+            raise fail(("rungs", rung_name), regs.rungs.unknown_message(rung_name))
+        rung = regs.rungs.get(rung_name)
+        config_cls = getattr(rung, "Config", None)
+        if config_cls is not None:
+            try:
+                config_cls.model_validate(cfg or {})
+            except ValidationError as exc:
+                raise TaskError(
+                    _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
+                ) from None
+    return task
+
+
+def _load_schema(value, file: Path, fail) -> dict[str, Any]:
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
+    if isinstance(value, str):
+        path = (file.parent / value) if not Path(value).is_absolute() else Path(value)
+        text = read_text(path, "JSON Schema file", TaskError)
+        try:
+            schema = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TaskError(f"line {exc.lineno}: not valid JSON ({exc.msg}).", where=path) from None
+        where = str(path)
+    else:
+        schema, where = value, None
+    if not isinstance(schema, dict):
+        raise fail(("output_schema",), "a JSON Schema must be an object.")
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        msg = f"not a valid JSON Schema at {at}: {exc.message}."
+        if where:
+            raise TaskError(
+                msg, where=where, fix="see https://json-schema.org/understanding-json-schema/."
+            ) from None
+        raise fail(
+            ("output_schema", *exc.absolute_path),
+            msg,
+            "see https://json-schema.org/understanding-json-schema/.",
+        ) from None
+    if schema.get("type") not in ("object", None) or "properties" not in schema:
+        raise fail(
+            ("output_schema",), "the output schema must describe an object with `properties`."
+        )
+    return schema
+
+
+def _explain(exc: ValidationError, node, model: type[BaseModel], prefix: tuple = ()) -> str:
+    """Turn pydantic errors into sentences naming the YAML line, the field and the fix."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = prefix + tuple(err["loc"])
+        line = line_of(node, loc)
+        at = f"line {line}, " if line else ""
+        field = ".".join(str(p) for p in loc) or "(top)"
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, err["loc"][:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            parts.append(f"{at}unknown key `{field}`; {hint}known keys here: {', '.join(known)}.")
+        elif err["type"] == "missing":
+            parts.append(f"{at}required field `{field}` is missing; add it.")
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+            parts.append(f"{at}field `{field}`: {err['msg']} (got {shown}).")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        parts.append(f"...and {more} more.")
+    return " ".join(parts)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    cur: Any = model
+    for part in loc:
+        field = getattr(cur, "model_fields", {}).get(part)
+        if field is None:
+            # dict[str, Model] values
+            return []
+        ann = field.annotation
+        cur = _model_in(ann)
+        if cur is None:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def _model_in(ann) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
