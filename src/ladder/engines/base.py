@@ -1,0 +1,72 @@
+"""The engine contract: a backend that runs a model, batched, and reports usage for every call.
+
+Engines are small: `generate` for text and `score` for the log-likelihood of candidate
+continuations (label scoring). Both take a list so an engine can batch; both return one result
+per request, in order, carrying tokens in/out and latency. `latency_s` is what the caller waited
+(for a batched engine, its batch's wall time); `compute_s` is the request's share of engine time
+(batch wall time / batch size) - the figure self-hosted cost per call is computed from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class GenRequest:
+    prompt: str
+    max_tokens: int = 64
+    temperature: float = 0.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    # optional constraints an engine may honour (a fake engine uses them to answer plausibly)
+    choices: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    compute_s: float
+    finish_reason: str = "stop"
+    cached_tokens: int = 0  # prompt tokens served from a prefix/KV cache
+
+
+@dataclass
+class ScoreRequest:
+    prompt: str
+    choices: list[str]
+
+
+@dataclass
+class Scores:
+    logprobs: list[float]  # log P(choice | prompt), one per choice, in order
+    tokens_in: int
+    latency_s: float
+    compute_s: float
+
+
+@runtime_checkable
+class Engine(Protocol):
+    model: str
+    supports_scoring: bool
+
+    def generate(self, requests: list[GenRequest]) -> list[Completion]: ...
+
+    def score(self, requests: list[ScoreRequest]) -> list[Scores]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def truncate_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """Cut generated text at the first stop string; report whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

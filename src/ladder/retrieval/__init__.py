@@ -1,0 +1,1 @@
+"""Retrieval: embeddings (offline MiniLM) and, with the rag extra, chunking and indexes."""
