@@ -1,0 +1,26 @@
+"""Ladder's own kinds, metrics, engines, rungs and models, registered like any plugin's."""
+
+from __future__ import annotations
+
+from ladder.registry import Registries
+
+
+def register(regs: Registries) -> None:
+    from ladder import models
+    from ladder.evaluation.metrics import BUILTIN_METRICS
+    from ladder.kinds import Classify, Extract
+    from ladder.rungs.prompting import FewShot, ZeroShot
+
+    regs.kinds.register("classify", Classify())
+    regs.kinds.register("extract", Extract())
+    for m in BUILTIN_METRICS:
+        for kind in m.kinds:
+            regs.metrics.register(f"{kind}/{m.name}", m)
+    regs.engines.register("hf", models.hf_factory)
+    regs.engines.register("openai", models.openai_factory)
+    regs.engines.register("fake", models.fake_factory)
+    # rungs in ladder order: cheapest first
+    regs.rungs.register("zero-shot", ZeroShot())
+    regs.rungs.register("few-shot", FewShot())
+    for entry in models.builtin_models():
+        regs.models.register(entry.name, entry)

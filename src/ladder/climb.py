@@ -1,0 +1,298 @@
+"""The climb: every rung, cheapest first, measured on the same hold-out, stored as it goes.
+
+`climb()` is what `ladder climb` and `ladder eval` run. It stops at the first rung whose
+hold-out score meets the task's bar unless `all_rungs` is set. A killed climb is resumed with
+`resume=True`: rungs already scored are read back, and within a rung only the predictions the
+store lacks are computed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ladder import provenance
+from ladder.context import Context
+from ladder.dataset import Dataset, load_dataset
+from ladder.errors import LadderError, StoreError
+from ladder.evaluation.scorecard import Scorecard
+from ladder.fsutil import atomic_write_json
+from ladder.progress import NullProgress, Progress
+from ladder.registry import registries
+from ladder.store.db import Store
+from ladder.task import Task, load_task
+
+
+@dataclass
+class ClimbOptions:
+    rungs: list[str] | None = None  # default: every registered rung, in ladder order
+    all_rungs: bool = False  # keep climbing after the bar is met
+    limit: int | None = None  # evaluate on the first N dev/holdout examples
+    resume: bool = False
+    run_id: str | None = None  # resume this run (default: the task's latest unfinished one)
+    model: str | None = None  # override the task's model for the prompting rungs
+    leakage: str | None = None  # refuse | report | drop (overrides task.yaml)
+    runs_dir: str | None = None
+    seed: int | None = None
+    variant: str | None = None  # force one prompt variant
+    options: dict[str, Any] = field(default_factory=dict)  # rung-specific
+
+
+@dataclass
+class ClimbResult:
+    run_id: str
+    run_dir: Path
+    task: Task
+    dataset: Dataset
+    scorecards: list[Scorecard]
+    skipped: dict[str, str]
+    bar_met_by: str | None
+    status: str
+
+
+Events = Callable[..., None]
+
+
+def _no_events(event: str, **data: Any) -> None:
+    pass
+
+
+def rung_order() -> list[str]:
+    return registries().rungs.names()
+
+
+def _pick_rungs(requested: list[str] | None) -> list[str]:
+    order = rung_order()
+    if not requested:
+        return order
+    unknown = [r for r in requested if r not in order]
+    if unknown:
+        raise LadderError(
+            f"unknown rung(s): {', '.join(unknown)}.", fix=f"choose from: {', '.join(order)}."
+        )
+    return [r for r in order if r in requested]
+
+
+def _bar_met(task: Task, card: Scorecard) -> bool:
+    bar = task.spec.bar
+    return (
+        bar is not None
+        and bar.metric in card.metrics
+        and card.metrics[bar.metric].value >= bar.threshold
+    )
+
+
+def _new_run_id(store: Store, task: str) -> str:
+    base = f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_id, n = base, 1
+    existing = {r["id"] for r in store.list_runs(task, limit=1000)}
+    while run_id in existing:
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def _open_run(
+    store: Store, task: Task, ds: Dataset, opts: ClimbOptions
+) -> tuple[str, ClimbOptions, bool]:
+    """Create a run, or find the one to resume and return the options it was started with."""
+    if opts.resume or opts.run_id:
+        run = store.get_run(opts.run_id) if opts.run_id else store.latest_unfinished(task.name)
+        if run is None:
+            raise StoreError(
+                f"no unfinished run of task {task.name!r} to resume.",
+                where=store.path,
+                fix="start a new climb without --resume.",
+            )
+        if run["task"] != task.name:
+            raise StoreError(f"run {run['id']} belongs to task {run['task']!r}, not {task.name!r}.")
+        if run["config_hash"] != task.config_hash() or run["data_hash"] != ds.data_hash:
+            what = "task.yaml" if run["config_hash"] != task.config_hash() else "the data file"
+            raise StoreError(
+                f"{what} changed since run {run['id']} started, so its stored predictions no longer apply.",
+                fix="start a new climb (without --resume), or restore the previous version.",
+            )
+        stored = ClimbOptions(
+            **{
+                k: v
+                for k, v in run["config"]["options"].items()
+                if k in ClimbOptions.__dataclass_fields__
+            }
+        )
+        stored.resume, stored.run_id = True, run["id"]
+        store.set_run_status(run["id"], "running")
+        return run["id"], stored, True
+    run_id = _new_run_id(store, task.name)
+    run_dir = store.runs_dir / task.name / run_id
+    config = {
+        "task": task.spec.model_dump(mode="json"),
+        "task_file": str(task.file),
+        "options": asdict(opts),
+    }
+    store.create_run(
+        run_id,
+        task.name,
+        str(task.file),
+        str(run_dir),
+        task.config_hash(),
+        ds.data_hash,
+        config,
+        provenance.collect(opts.seed or 0, task.dir),
+    )
+    return run_id, opts, False
+
+
+def climb(
+    task_path: str | Path,
+    opts: ClimbOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    events: Events | None = None,
+    ctx_hook: Callable[[Context], None] | None = None,
+) -> ClimbResult:
+    opts = opts or ClimbOptions()
+    progress = progress or NullProgress()
+    emit = events or _no_events
+    task = load_task(task_path)
+    ds = load_dataset(task, opts.leakage)
+    rung_names = _pick_rungs(opts.rungs)
+    store = Store(opts.runs_dir)
+    run_id, opts, resumed = _open_run(store, task, ds, opts)
+    rung_names = _pick_rungs(opts.rungs)
+    run_dir = store.runs_dir / task.name / run_id
+    seed = opts.seed if opts.seed is not None else task.spec.eval.seed
+    ctx = Context(
+        task,
+        ds,
+        store,
+        run_id,
+        run_dir,
+        opts.model or task.spec.model,
+        progress,
+        opts.limit,
+        seed,
+        opts.variant,
+        options=opts.options,
+    )
+    if ctx_hook:
+        ctx_hook(ctx)
+    emit(
+        "start",
+        task=task,
+        dataset=ds,
+        run_id=run_id,
+        run_dir=run_dir,
+        model=ctx.model,
+        resumed=resumed,
+        rungs=rung_names,
+        limit=opts.limit,
+    )
+    cards: list[Scorecard] = []
+    skipped: dict[str, str] = {}
+    bar_met_by = None
+    status = "failed"
+    done = {r["rung"]: r for r in store.rungs(run_id)}
+    stored_cards = {c["rung"]: c for c in store.scorecards(run_id)}
+    try:
+        for name in rung_names:
+            rung = registries().rungs.get(name)
+            if done.get(name, {}).get("status") == "done" and name in stored_cards:
+                card = Scorecard.model_validate(stored_cards[name])
+                emit("rung_done", rung=name, scorecard=card, resumed=True)
+            else:
+                reason = rung.skip_reason(ctx)
+                if reason:
+                    skipped[name] = reason
+                    store.finish_rung(run_id, name, "skipped", reason=reason)
+                    emit("rung_skip", rung=name, reason=reason)
+                    continue
+                card = _run_rung(ctx, rung, emit)
+            cards.append(card)
+            if _bar_met(task, card):
+                bar_met_by = bar_met_by or name
+                if not opts.all_rungs:
+                    emit("bar_met", rung=name, scorecard=card)
+                    break
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        summary = _summary(task, cards, skipped, bar_met_by)
+        store.set_run_status(run_id, status, summary)
+        _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
+        ctx.close()
+    result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status)
+    emit("finish", result=result)
+    return result
+
+
+def _run_rung(ctx: Context, rung, emit: Events) -> Scorecard:
+    from ladder.evaluation.evaluate import evaluate
+
+    ctx.store.start_rung(ctx.run_id, rung.name)
+    emit("rung_start", rung=rung.name)
+    try:
+        prepared = rung.prepare(ctx)
+        emit("rung_prepared", rung=rung.name, prepared=prepared)
+        card = evaluate(ctx, prepared)
+    except LadderError as exc:
+        ctx.store.finish_rung(ctx.run_id, rung.name, "failed", reason=str(exc))
+        raise
+    except KeyboardInterrupt:
+        ctx.store.finish_rung(ctx.run_id, rung.name, "interrupted", reason="interrupted")
+        raise
+    ctx.store.save_scorecard(ctx.run_id, rung.name, "holdout", card.model_dump(mode="json"))
+    ctx.store.finish_rung(
+        ctx.run_id, rung.name, "done", solution=card.solution, selection=card.selection
+    )
+    emit("rung_done", rung=rung.name, scorecard=card, resumed=False)
+    return card
+
+
+def _summary(
+    task: Task, cards: list[Scorecard], skipped: dict[str, str], bar_met_by: str | None
+) -> dict[str, Any]:
+    bar = task.spec.bar
+    metric = bar.metric if bar else (cards[0].primary_metric if cards else None)
+    best = max(cards, key=lambda c: c.metrics[metric].value, default=None) if metric else None
+    return {
+        "bar": bar.model_dump() if bar else None,
+        "bar_met_by": bar_met_by,
+        "best_rung": best.rung if best else None,
+        "best_value": best.metrics[metric].value if best and metric else None,
+        "metric": metric,
+        "rungs": [c.rung for c in cards],
+        "skipped": skipped,
+    }
+
+
+def _write_run_json(
+    store: Store,
+    run_id: str,
+    run_dir: Path,
+    ds: Dataset,
+    cards: list[Scorecard],
+    summary: dict,
+    status: str,
+) -> None:
+    run = store.get_run(run_id)
+    atomic_write_json(
+        run_dir / "run.json",
+        {
+            "run_id": run_id,
+            "task": run["task"],
+            "status": status,
+            "created_at": run["created_at"],
+            "finished_at": run["finished_at"],
+            "split": ds.counts(),
+            "leakage": {"pairs": len(ds.leaks), "dropped": len(ds.dropped)},
+            "summary": summary,
+            "scorecards": [c.model_dump(mode="json") for c in cards],
+            "provenance": run["provenance"],
+            "options": run["config"]["options"],
+        },
+    )

@@ -1,0 +1,102 @@
+"""The context a rung works in: the task, its data, the run store, engines, progress.
+
+`Context.predict` is the one place predictions are made during a climb: it skips what the store
+already has for this run (that is how `--resume` avoids redoing work) and commits each batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ladder.dataset import Dataset, Example
+from ladder.progress import NullProgress, Progress
+from ladder.solution import Prediction, Solution
+from ladder.store.db import Store
+from ladder.task import Task
+
+
+@dataclass
+class Context:
+    task: Task
+    dataset: Dataset
+    store: Store
+    run_id: str
+    run_dir: Path
+    model: str  # the model the prompting rungs use
+    progress: Progress = field(default_factory=NullProgress)
+    limit: int | None = None  # evaluate on the first N dev/holdout examples only
+    seed: int = 0
+    variant: str | None = None  # force one prompt variant (skip selection on dev)
+    chunk_size: int = 16  # predictions committed per transaction
+    options: dict[str, Any] = field(default_factory=dict)  # rung-specific CLI options
+    _engines: dict[str, Any] = field(default_factory=dict)
+    _embedder: Any = None
+
+    # ------------------------------------------------------------ resources
+
+    def engine(self, name: str | None = None):
+        """The engine for a model name (the task's model by default), loaded once per climb."""
+        from ladder.models import make_engine, resolve_model
+
+        name = name or self.model
+        if name not in self._engines:
+            entry = resolve_model(name, self.task)
+            self._engines[name] = make_engine(entry, self.progress)
+        return self._engines[name]
+
+    def set_engine(self, name: str, engine) -> None:
+        self._engines[name] = engine
+
+    def embedder(self):
+        if self._embedder is None:
+            from ladder.retrieval.embed import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    def rung_config(self, rung) -> Any:
+        cfg = self.task.rung_config(rung.name)
+        return rung.Config.model_validate(cfg) if getattr(rung, "Config", None) else cfg
+
+    def examples(self, split: str) -> list[Example]:
+        exs = self.dataset.splits[split]
+        if self.limit is not None and split != "train":
+            exs = exs[: self.limit]
+        return exs
+
+    def close(self) -> None:
+        for eng in self._engines.values():
+            eng.close()
+        self._engines.clear()
+
+    # ------------------------------------------------------------ predictions
+
+    def predict(
+        self,
+        solution: Solution,
+        examples: list[Example],
+        split: str,
+        *,
+        repeat: int = 0,
+        temperature: float = 0.0,
+        desc: str | None = None,
+    ) -> list[Prediction]:
+        """Predictions for `examples`, reusing stored ones; new ones are committed per batch."""
+        done = self.store.predictions(self.run_id, solution.rung, solution.variant, split, repeat)
+        todo = [e for e in examples if e.id not in done]
+        label = desc or f"{solution.rung} · {solution.variant} · {split}"
+        with self.progress.task(label, total=len(examples)) as bar:
+            bar.advance(len(examples) - len(todo))
+            for start in range(0, len(todo), self.chunk_size):
+                chunk = todo[start : start + self.chunk_size]
+                preds = solution.predict(chunk, temperature=temperature, seed=self.seed + repeat)
+                for p in preds:
+                    p.repeat = repeat
+                self.store.add_predictions(
+                    self.run_id, solution.rung, solution.variant, split, preds
+                )
+                done.update((p.example_id, p) for p in preds)
+                bar.advance(len(chunk))
+        return [done[e.id] for e in examples]

@@ -1,0 +1,78 @@
+"""The rung contract, and choosing among a rung's candidate solutions on the dev split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from ladder.context import Context
+from ladder.solution import Prediction, Solution
+
+
+@dataclass
+class Prepared:
+    """A rung's chosen solution and the evidence of how it was chosen."""
+
+    solution: Solution
+    selection: dict[str, Any] = field(default_factory=dict)  # candidate -> dev scores
+    failure_analysis: dict[str, Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # rung-specific facts for the scorecard
+
+
+class Rung(Protocol):
+    name: str
+    Config: type[BaseModel]
+
+    def skip_reason(self, ctx: Context) -> str | None: ...
+
+    def prepare(self, ctx: Context) -> Prepared: ...
+
+
+def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepared:
+    """Predict dev with every candidate, keep the best by the task's primary metric.
+
+    Ties go to the candidate with the shorter prompt. The hold-out is never looked at here.
+    """
+    from ladder.evaluation.failures import recurring_errors
+    from ladder.evaluation.scorecard import dev_summary
+
+    if ctx.variant:
+        chosen = [c for c in candidates if c.variant == ctx.variant]
+        if not chosen:
+            from ladder.errors import LadderError
+
+            raise LadderError(
+                f"rung {rung!r} has no variant {ctx.variant!r}.",
+                fix=f"use one of: {', '.join(c.variant for c in candidates)}.",
+            )
+        candidates = chosen
+    dev = ctx.examples("dev")
+    if not dev or len(candidates) == 1:
+        return Prepared(
+            candidates[0], {c.variant: {"note": "no dev selection"} for c in candidates[:1]}
+        )
+    per_variant: dict[str, list[Prediction]] = {}
+    selection: dict[str, Any] = {}
+    for cand in candidates:
+        preds = ctx.predict(cand, dev, "dev", desc=f"{rung} · dev · {cand.variant}")
+        per_variant[cand.variant] = preds
+        selection[cand.variant] = dev_summary(ctx.task, dev, preds)
+    primary = primary_metric(ctx)
+    best = max(
+        candidates,
+        key=lambda c: (selection[c.variant][primary], -selection[c.variant]["tokens_in"]),
+    )
+    for c in candidates:
+        selection[c.variant]["chosen"] = c is best
+    failures = recurring_errors(ctx.task, dev, per_variant)
+    return Prepared(best, selection, failures)
+
+
+def primary_metric(ctx: Context) -> str:
+    from ladder.registry import registries
+
+    if ctx.task.spec.bar is not None:
+        return ctx.task.spec.bar.metric
+    return registries().kinds.get(ctx.task.kind).primary_metric
