@@ -1,0 +1,199 @@
+"""`ladder climb` and `ladder eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
+from ladder.climb import ClimbOptions, ClimbResult, climb
+
+TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
+RunsOpt = Annotated[
+    str | None, typer.Option("--runs", help="run store folder (default ./runs or $LADDER_RUNS)")
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, help="evaluate on the first N dev/holdout examples only"),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="model for the prompting rungs (default: the task's)")
+]
+LeakOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--leakage", help="refuse | report | drop hold-out inputs duplicated in train/dev"
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("climb")(climb_cmd)
+    app.command("eval")(eval_cmd)
+
+
+def climb_cmd(
+    task: TaskArg,
+    rungs: Annotated[
+        str | None,
+        typer.Option("--rungs", help="comma-separated rungs to run, e.g. zero-shot,few-shot"),
+    ] = None,
+    all_rungs: Annotated[
+        bool, typer.Option("--all", help="climb every rung even after one meets the bar")
+    ] = False,
+    limit: LimitOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the task's latest unfinished run")
+    ] = False,
+    run_id: Annotated[str | None, typer.Option("--run", help="resume this run id")] = None,
+    model: ModelOpt = None,
+    leakage: LeakOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    runs: RunsOpt = None,
+) -> None:
+    """Climb the rungs, cheapest first, each measured on the same hold-out; stop at the bar unless --all."""
+    opts = ClimbOptions(
+        rungs=[r.strip() for r in rungs.split(",") if r.strip()] if rungs else None,
+        all_rungs=all_rungs,
+        limit=limit,
+        resume=resume,
+        run_id=run_id,
+        model=model,
+        leakage=_leakage(leakage),
+        runs_dir=runs,
+        seed=seed,
+    )
+    _run(task, opts)
+
+
+def eval_cmd(
+    task: TaskArg,
+    rung: Annotated[str, typer.Option("--rung", help="the rung to evaluate")],
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="evaluate this prompt variant only (no dev selection)"),
+    ] = None,
+    limit: LimitOpt = None,
+    model: ModelOpt = None,
+    leakage: LeakOpt = None,
+    runs: RunsOpt = None,
+) -> None:
+    """Evaluate one rung on the hold-out (a run of its own in the store)."""
+    opts = ClimbOptions(
+        rungs=[rung],
+        all_rungs=True,
+        limit=limit,
+        model=model,
+        leakage=_leakage(leakage),
+        runs_dir=runs,
+        variant=variant,
+    )
+    _run(task, opts)
+
+
+def _leakage(value: str | None) -> str | None:
+    if value is not None and value not in ("refuse", "report", "drop"):
+        raise typer.BadParameter("use refuse, report or drop", param_hint="--leakage")
+    return value
+
+
+def _run(task: Path, opts: ClimbOptions) -> ClimbResult:
+    with RichProgress() as progress:
+        return climb(task, opts, progress=progress, events=Printer(progress))
+
+
+class Printer:
+    """Turns climb events into the lines a user reads while the bars run."""
+
+    def __init__(self, progress: RichProgress):
+        self.out = progress.console
+
+    def __call__(self, event: str, **data: Any) -> None:
+        getattr(self, f"on_{event}", lambda **_: None)(**data)
+
+    def on_start(self, task, dataset, run_id, run_dir, model, resumed, rungs, limit) -> None:
+        n_labels = f" · {len(task.labels)} labels" if task.labels else ""
+        c = dataset.counts()
+        leak = f"leakage check: {len(dataset.leaks)} shared input(s)" + (
+            f", {len(dataset.dropped)} dropped" if dataset.dropped else ""
+        )
+        self.out.print(
+            f"[bold]Task[/]     {task.name} · {task.kind}{n_labels} · {len(dataset.examples)} examples ({dataset.source.name})"
+        )
+        self.out.print(
+            f"[bold]Split[/]    train {c['train']} · dev {c['dev']} · holdout {c['holdout']}   ({leak})"
+        )
+        if limit:
+            self.out.print(
+                f"[yellow]Limit[/]    dev and holdout cut to the first {limit} examples (quick run: compare only within it)"
+            )
+        for w in dataset.warnings:
+            self.out.print(f"[yellow]Note[/]     {w}")
+        self.out.print(f"[bold]Model[/]    {model}")
+        self.out.print(
+            f"[bold]Run[/]      {run_id}{'  (resumed)' if resumed else ''}  ·  rungs: {', '.join(rungs)}"
+        )
+        self.out.print()
+
+    def on_rung_skip(self, rung, reason) -> None:
+        self.out.print(f"[dim]{rung:<13} skipped: {reason}[/]")
+
+    def on_rung_prepared(self, rung, prepared) -> None:
+        sel = prepared.selection or {}
+        if len(sel) > 1:
+            best = prepared.solution.variant
+            metric = next((k for k in sel[best] if k not in ("tokens_in", "n", "chosen")), None)
+            score = f" ({metric} {sel[best][metric]:.2f} on dev)" if metric else ""
+            self.out.print(f"{rung:<13} dev: {len(sel)} variants → best [bold]{best}[/]{score}")
+
+    def on_rung_done(self, rung, scorecard, resumed) -> None:
+        m = scorecard.primary_metric
+        v = scorecard.metrics[m]
+        note = "  [dim](stored, resumed)[/]" if resumed else ""
+        self.out.print(
+            f"{rung:<13} holdout: {m} [bold]{v.value:.2f}[/] [{v.ci_low:.2f}, {v.ci_high:.2f}]  n={scorecard.n}{note}"
+        )
+
+    def on_bar_met(self, rung, scorecard) -> None:
+        self.out.print(
+            f"[green]Bar met by {rung}[/]: stopping here (use --all to climb every rung)."
+        )
+
+    def on_finish(self, result: ClimbResult) -> None:
+        console.print()
+        if result.scorecards:
+            print_wide(scorecard_table(result.scorecards, result.task.spec.bar))
+            console.print()
+            self._failures(result)
+        bar = result.task.spec.bar
+        if bar is not None:
+            if result.bar_met_by:
+                console.print(
+                    f"Bar      {bar.metric} ≥ {bar.threshold} met by [bold]{result.bar_met_by}[/]."
+                )
+            else:
+                best = max(
+                    result.scorecards, key=lambda c: c.metrics[bar.metric].value, default=None
+                )
+                tail = f" (best: {best.rung} {best.metrics[bar.metric].value:.2f})" if best else ""
+                console.print(
+                    f"Bar      {bar.metric} ≥ {bar.threshold} not met by any rung climbed{tail}."
+                )
+        console.print(
+            f"Stored   run {result.run_id} · {result.run_dir}/run.json · `ladder runs show {result.run_id}`"
+        )
+
+    def _failures(self, result: ClimbResult) -> None:
+        for card in result.scorecards:
+            fa = card.failure_analysis
+            if not fa or not fa.get("recurring"):
+                continue
+            rec = [r for r in fa["categories"] if r["recurring"]]
+            cats = "; ".join(f"{r['category']} ×{r['total']}" for r in rec[:5]) + (
+                f"; +{len(rec) - 5} more" if len(rec) > 5 else ""
+            )
+            console.print(
+                f"[bold]{card.rung}[/] errors recurring in ≥2/3 of {fa['variants']} prompt variants (dev): {cats}"
+            )

@@ -1,0 +1,305 @@
+"""`ladder init`: look at a user's data file and write a starter task.yaml for it.
+
+Guesses (each overridable by a flag): the id column (unique values, id-like name), the output
+column (an answer-like name, or the low-cardinality column), the input column (the longest
+text), and the kind (JSON objects as outputs -> extract, else classify).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ladder.dataset import get_field, read_rows
+from ladder.errors import DataError, TaskError
+from ladder.fsutil import atomic_write_json, atomic_write_text
+
+OUTPUT_NAMES = (
+    "label",
+    "labels",
+    "category",
+    "class",
+    "intent",
+    "target",
+    "output",
+    "answer",
+    "queue",
+    "topic",
+    "y",
+    "tag",
+)
+INPUT_NAMES = (
+    "text",
+    "input",
+    "body",
+    "message",
+    "content",
+    "utterance",
+    "query",
+    "question",
+    "prompt",
+    "email",
+    "ticket",
+    "review",
+    "sentence",
+)
+MAX_LABELS = 200
+
+
+@dataclass
+class Starter:
+    name: str
+    kind: str
+    id: str | None
+    inputs: list[str]
+    output: str
+    labels: list[str]
+    counts: Counter
+    schema: dict[str, Any] | None
+    rows: int
+
+
+def _columns(rows: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    cols: dict[str, None] = {}
+    for _, r in rows[:500]:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def _as_object(v: Any) -> dict | None:
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, str) and v.strip().startswith("{"):
+        try:
+            obj = json.loads(v)
+        except json.JSONDecodeError:
+            return None
+        return obj if isinstance(obj, dict) else None
+    return None
+
+
+def _text_len(rows, col) -> float:
+    vals = [r.get(col) for _, r in rows[:500]]
+    strs = [v for v in vals if isinstance(v, str)]
+    return sum(map(len, strs)) / max(1, len(vals)) if len(strs) >= 0.8 * len(vals) else 0.0
+
+
+def infer_schema(values: list[Any]) -> dict[str, Any]:
+    """A JSON Schema that every given value validates against (types, nesting, nullability)."""
+    types = set()
+    for v in values:
+        types.add(
+            {
+                bool: "boolean",
+                int: "integer",
+                float: "number",
+                str: "string",
+                dict: "object",
+                list: "array",
+                type(None): "null",
+            }[type(v)]
+        )
+    if {"integer", "number"} <= types:
+        types.discard("integer")
+    schema: dict[str, Any] = {}
+    non_null = sorted(types - {"null"})
+    if "object" in types:
+        objs = [v for v in values if isinstance(v, dict)]
+        keys: dict[str, None] = {}
+        for o in objs:
+            keys.update(dict.fromkeys(o))
+        schema = {
+            "type": "object" if "null" not in types else ["object", "null"],
+            "properties": {k: infer_schema([o[k] for o in objs if k in o]) for k in keys},
+            "required": [k for k in keys if all(k in o for o in objs)],
+        }
+        return schema
+    if "array" in types:
+        items = [x for v in values if isinstance(v, list) for x in v]
+        schema = {"type": "array" if "null" not in types else ["array", "null"]}
+        if items:
+            schema["items"] = infer_schema(items)
+        return schema
+    if not non_null:
+        return {"type": "null"}
+    t = non_null[0] if len(non_null) == 1 else non_null
+    return {"type": t if "null" not in types else ([t] if isinstance(t, str) else t) + ["null"]}
+
+
+def analyse(
+    path: Path,
+    *,
+    inputs: list[str] | None = None,
+    output: str | None = None,
+    id: str | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+) -> Starter:
+    rows = read_rows(path)
+    cols = _columns(rows)
+
+    def check(col: str, role: str) -> str:
+        if not any(get_field(r, col)[0] for _, r in rows[:50]):
+            raise DataError(
+                f"no column {col!r} (given as --{role}). Columns: {', '.join(cols)}.", where=path
+            )
+        return col
+
+    lower = {c.lower(): c for c in cols}
+    if id:
+        id = check(id, "id")
+    else:
+        for c in cols:
+            if c.lower() in ("id", "uuid", "guid") or c.lower().endswith("_id"):
+                vals = [str(r.get(c)) for _, r in rows]
+                if len(set(vals)) == len(vals):
+                    id = c
+                    break
+    if output:
+        output = check(output, "label")
+    else:
+        output = next((lower[n] for n in OUTPUT_NAMES if n in lower and lower[n] != id), None)
+        if output is None:
+            cands = [
+                c
+                for c in cols
+                if c != id
+                and 1 < len({str(r.get(c)) for _, r in rows}) <= min(MAX_LABELS, len(rows) // 2)
+            ]
+            output = min(cands, key=lambda c: len({str(r.get(c)) for _, r in rows}), default=None)
+        if output is None:
+            raise DataError(
+                f"cannot tell which column holds the answer. Columns: {', '.join(cols)}.",
+                where=path,
+                fix="name it: `ladder init DATA --label COLUMN`.",
+            )
+    if inputs:
+        inputs = [check(c, "input") for c in inputs]
+    else:
+        rest = [c for c in cols if c not in (id, output)]
+        named = [lower[n] for n in INPUT_NAMES if n in lower and lower[n] in rest]
+        best = named[0] if named else max(rest, key=lambda c: _text_len(rows, c), default=None)
+        if best is None:
+            raise DataError(
+                f"no column left for the input. Columns: {', '.join(cols)}.",
+                where=path,
+                fix="name it: `ladder init DATA --input COLUMN`.",
+            )
+        inputs = [best]
+    outs = [get_field(r, output)[1] for _, r in rows]
+    objs = [_as_object(v) for v in outs]
+    if kind is None:
+        kind = "extract" if sum(o is not None for o in objs) >= 0.9 * len(objs) else "classify"
+    labels: list[str] = []
+    counts: Counter = Counter()
+    schema = None
+    if kind == "classify":
+        counts = Counter(str(v).strip() for v in outs if v is not None and str(v).strip())
+        if len(counts) > MAX_LABELS:
+            raise DataError(
+                f"column {output!r} has {len(counts)} distinct values: too many labels for classify.",
+                where=path,
+                fix="pick another column with --label, or use --kind extract for JSON outputs.",
+            )
+        if len(counts) < 2:
+            raise DataError(
+                f"column {output!r} has fewer than 2 distinct values.",
+                where=path,
+                fix="pick the answer column with --label.",
+            )
+        labels = [lab for lab, _ in counts.most_common()]
+    elif kind == "extract":
+        good = [o for o in objs if o is not None]
+        if not good:
+            raise DataError(
+                f"column {output!r} holds no JSON objects, so it cannot be an extract task.",
+                where=path,
+            )
+        schema = infer_schema(good)
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["additionalProperties"] = False
+    else:
+        raise TaskError(
+            f"`ladder init` writes classify or extract tasks, not {kind!r}.",
+            fix="use --kind classify or --kind extract.",
+        )
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or path.stem).strip("-") or "task"
+    return Starter(slug, kind, id, inputs, output, labels, counts, schema, len(rows))
+
+
+def _q(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
+    input_name = st.inputs[0].replace("_", " ").title() if len(st.inputs) == 1 else "Input"
+    lines = [
+        f"# ladder climb {folder}",
+        f"# Written by `ladder init` from {data_rel}. Edit the instructions, the bar and the volume.",
+        f"name: {st.name}",
+        f"kind: {st.kind}",
+        "instructions: "
+        + _q(
+            f"Classify the {input_name.lower()} into exactly one of the labels."
+            if st.kind == "classify"
+            else f"Extract the fields described by the schema from the {input_name.lower()}."
+        ),
+    ]
+    if st.kind == "classify":
+        lines.append(
+            f"labels:   # {len(st.labels)} labels, most frequent first (counts in the data)"
+        )
+        lines += [f"  - {_q(lab)}   # {st.counts[lab]}" for lab in st.labels]
+        metric = "accuracy"
+    else:
+        lines.append(
+            "output_schema: schema.json   # inferred from the data: tighten enums and patterns"
+        )
+        metric = "field_f1"
+    inp = _q(st.inputs[0]) if len(st.inputs) == 1 else "[" + ", ".join(map(_q, st.inputs)) + "]"
+    lines += [
+        "data:",
+        f"  path: {_q(data_rel)}",
+        f"  id: {_q(st.id)}"
+        if st.id
+        else "  # id: no unique id column found; ids are hashes of the input text",
+        f"  input: {inp}",
+        f"  output: {_q(st.output)}",
+        "split: {train: 0.6, dev: 0.15, holdout: 0.25}   # by a hash of each id: stable as data grows",
+        "leakage: {mode: refuse}   # or drop / report hold-out inputs that duplicate train/dev",
+        f"bar: {{metric: {metric}, threshold: 0.8}}   # climb stops at the first rung that reaches it",
+        "volume: {calls_per_day: 10000}   # your expected traffic: used by the economics",
+        "knowledge: stable   # volatile if the facts the task needs change often",
+        "model: gemma-3-270m",
+        "prompt: {input_name: "
+        + _q(input_name)
+        + ", output_name: "
+        + _q("Label" if st.kind == "classify" else "JSON")
+        + "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_starter(
+    data: Path, out: Path | None = None, *, force: bool = False, **kw
+) -> tuple[Path, Starter]:
+    st = analyse(data, **kw)
+    folder = out or Path(st.name)
+    task_file = folder / "task.yaml"
+    if task_file.exists() and not force:
+        raise TaskError(
+            "already exists; not overwriting it.",
+            where=task_file,
+            fix="use --force, or --out another folder.",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    data_rel = os.path.relpath(data.resolve(), folder.resolve())
+    if st.schema is not None:
+        atomic_write_json(folder / "schema.json", st.schema)
+    atomic_write_text(task_file, render_yaml(st, data_rel, str(folder)))
+    return task_file, st
