@@ -1,0 +1,144 @@
+"""The climb end to end on the fake engine: selection on dev, scorecards, stopping, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ladder.climb import ClimbOptions, climb
+from ladder.dataset import load_dataset
+from ladder.engines.fake import FakeEngine
+from ladder.errors import StoreError
+from ladder.store.db import Store
+from ladder.task import load_task
+
+
+def gold_by_input(task_dir):
+    ds = load_dataset(load_task(task_dir))
+    return {e.input: e.output for e in ds.examples}
+
+
+def oracle(task_dir, wrong: dict[str, str] | None = None):
+    """A scorer that knows every answer (optionally confusing some labels, whatever the prompt)."""
+    gold = gold_by_input(task_dir)
+    wrong = wrong or {}
+
+    def scorer(req):
+        query = req.prompt.rsplit("Input:\n", 1)[-1]
+        label = next((lab for text, lab in gold.items() if query.startswith(text)), None)
+        if label is None:  # a content-free calibration prompt: no preference
+            return [-1.0 for _ in req.choices]
+        label = wrong.get(label, label)
+        return [0.0 if c.strip() == label else -5.0 for c in req.choices]
+
+    return scorer
+
+
+def run(task_dir, engine=None, **opts):
+    def hook(ctx):
+        if engine is not None:
+            ctx.set_engine("fake", engine)
+
+    return climb(task_dir, ClimbOptions(model="fake", **opts), ctx_hook=hook)
+
+
+def test_climb_scores_every_rung_on_the_same_holdout(classify_task):
+    res = run(classify_task, all_rungs=True)
+    assert [c.rung for c in res.scorecards] == ["zero-shot", "few-shot"]
+    store = Store()
+    holdout_ids = {e.id for e in res.dataset.holdout}
+    for card in res.scorecards:
+        assert card.n == len(holdout_ids)
+        stored = store.predictions(res.run_id, card.rung, card.variant, "holdout")
+        assert set(stored) == holdout_ids
+        # selection used dev only: the other variants never saw the hold-out
+        for variant in card.selection:
+            dev = store.predictions(res.run_id, card.rung, variant, "dev")
+            assert set(dev) == {e.id for e in res.dataset.dev}
+            if variant != card.variant:
+                assert store.predictions(res.run_id, card.rung, variant, "holdout") == {}
+        m = card.metrics["accuracy"]
+        assert 0 <= m.ci_low <= m.value <= m.ci_high <= 1
+        assert card.consistency is not None and card.tokens_in > 0
+        assert card.confusion["labels"] == ["work", "personal", "spam"]
+    run_json = json.loads((res.run_dir / "run.json").read_text())
+    assert run_json["status"] == "finished" and len(run_json["scorecards"]) == 2
+    assert run_json["provenance"]["packages"]["numpy"]
+
+
+def test_climb_stops_at_the_bar_unless_all(classify_task):
+    res = run(classify_task, engine=FakeEngine(scorer=oracle(classify_task)))
+    assert [c.rung for c in res.scorecards] == ["zero-shot"] and res.bar_met_by == "zero-shot"
+    assert res.scorecards[0].metrics["accuracy"].value == 1.0
+    res_all = run(classify_task, engine=FakeEngine(scorer=oracle(classify_task)), all_rungs=True)
+    assert [c.rung for c in res_all.scorecards] == ["zero-shot", "few-shot"]
+
+
+def test_recurring_confusions_are_reported(classify_task):
+    res = run(
+        classify_task,
+        engine=FakeEngine(scorer=oracle(classify_task, wrong={"spam": "work"})),
+        rungs=["zero-shot"],
+    )
+    fa = res.scorecards[0].failure_analysis
+    assert fa["variants"] == 3 and "spam → work" in fa["recurring"]
+    assert fa["persistent_share"] > 0
+
+
+class Interrupting(FakeEngine):
+    def __init__(self, after: int, **kw):
+        super().__init__(**kw)
+        self.after = after
+
+    def score(self, requests):
+        if self.calls["score"] >= self.after:
+            raise KeyboardInterrupt
+        return super().score(requests)
+
+
+def test_killed_climb_resumes_without_redoing_predictions(classify_task):
+    full = run(classify_task, all_rungs=True)
+    total = FakeEngine()
+    run(classify_task, engine=total, all_rungs=True)
+    with pytest.raises(KeyboardInterrupt):
+        run(classify_task, engine=Interrupting(after=30), all_rungs=True)
+    store = Store()
+    interrupted = store.list_runs("tiny")[0]
+    assert interrupted["status"] == "interrupted"
+    stored_before = store.count_predictions(interrupted["id"])
+    assert stored_before > 0
+    again = FakeEngine()
+    res = run(classify_task, engine=again, resume=True)
+    assert res.run_id == interrupted["id"] and res.status == "finished"
+    missing = store.count_predictions(res.run_id) - stored_before
+    # exactly the missing predictions (+3 content-free prompts if calibration had not run yet)
+    assert again.calls["score"] in (missing, missing + 3)
+    assert missing < total.calls["score"] - 3
+    assert [c.metrics["accuracy"].value for c in res.scorecards] == [
+        c.metrics["accuracy"].value for c in full.scorecards
+    ]
+
+
+def test_resume_refuses_a_changed_task(classify_task):
+    with pytest.raises(KeyboardInterrupt):
+        run(classify_task, engine=Interrupting(after=5))
+    cfg = classify_task / "task.yaml"
+    cfg.write_text(cfg.read_text().replace("Classify the email.", "Classify it."))
+    with pytest.raises(StoreError, match=r"task\.yaml changed since run"):
+        run(classify_task, resume=True)
+
+
+def test_nothing_to_resume(classify_task):
+    with pytest.raises(StoreError, match="no unfinished run"):
+        run(classify_task, resume=True)
+
+
+def test_extract_climb_with_generated_answers(extract_task):
+    res = run(extract_task, all_rungs=True)
+    card = res.scorecards[0]
+    assert set(card.metrics) == {"field_f1", "exact_match", "validity"}
+    assert card.fields and "customer.name" in card.fields
+    assert card.consistency_method.startswith("2 sampled generations")
+    repeats = Store().predictions(res.run_id, card.rung, card.variant, "holdout", repeat=None)
+    assert {p.repeat for p in repeats.values()} == {0, 1, 2}

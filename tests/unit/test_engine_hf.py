@@ -1,0 +1,123 @@
+"""The transformers engine on a tiny random Gemma 3: batching, prefix caching and multi-token
+label scoring must give what one plain forward per prompt gives."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from ladder.engines.base import GenRequest, ScoreRequest  # noqa: E402
+from ladder.engines.hf import MIN_PREFIX, HFEngine  # noqa: E402
+from tiny_model import build_tiny_model  # noqa: E402
+
+CHOICES = [" spam", " work", " alpha beta", " gamma delta epsilon"]
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    wide = build_tiny_model(tmp_path_factory.mktemp("wide"), sliding_window=512)
+    narrow = build_tiny_model(tmp_path_factory.mktemp("narrow"), sliding_window=16)
+    return {
+        "wide": HFEngine("wide", str(wide), max_batch=4),
+        "narrow": HFEngine("narrow", str(narrow), max_batch=4),
+    }
+
+
+def reference_score(eng: HFEngine, prompt: str, choice: str) -> float:
+    p = eng.encode([prompt])[0]
+    c = eng.tokenizer(choice, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        lp = eng.lm(torch.tensor([p + c])).logits[0].float().log_softmax(-1)
+    return sum(lp[len(p) - 1 + j, c[j]].item() for j in range(len(c)))
+
+
+def reference_greedy(eng: HFEngine, prompt: str, n: int) -> list[int]:
+    ids = eng.encode([prompt])[0]
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(eng.lm(torch.tensor([ids + out])).logits[0, -1].argmax())
+            if nxt in (eng.tokenizer.eos_token_id, eng.tokenizer.pad_token_id):
+                break
+            out.append(nxt)
+    return out
+
+
+SHORT = [
+    "the email is spam",
+    "hello world",
+    "please review the contract today or tomorrow",
+    "a b c",
+]
+PREFIX = " ".join(["the label of this email is one of spam work personal marketing automated"] * 5)
+SHARED = [
+    f"{PREFIX} input : {s} answer :"
+    for s in [
+        "hello",
+        "meeting friday",
+        "lottery password urgent please",
+        "dinner with family and friend",
+    ]
+]
+
+
+@pytest.mark.parametrize("which", ["wide", "narrow"])
+def test_batched_scoring_equals_one_forward_per_prompt(engines, which):
+    eng = engines[which]
+    got = eng.score([ScoreRequest(p, CHOICES) for p in SHORT])
+    for p, res in zip(SHORT, got):
+        want = [reference_score(eng, p, c) for c in CHOICES]
+        assert res.logprobs == pytest.approx(want, abs=1e-4)
+        assert res.tokens_in == len(eng.encode([p])[0])
+
+
+def test_shared_prefix_is_cached_and_exact(engines):
+    eng = engines["wide"]
+    assert len(eng.encode([PREFIX])[0]) > MIN_PREFIX
+    eng._prefix_key = None
+    got = eng.score([ScoreRequest(p, CHOICES) for p in SHARED])
+    assert eng._prefix_key is not None and len(eng._prefix_key) >= MIN_PREFIX
+    for p, res in zip(SHARED, got):
+        assert res.logprobs == pytest.approx(
+            [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
+        )
+    hits = eng.stats["prefix_hits"]
+    eng.score([ScoreRequest(SHARED[0], CHOICES)])  # a later call with the same prefix reuses it
+    assert eng.stats["prefix_hits"] > hits
+
+
+def test_prefix_beyond_sliding_window_without_padding_is_exact(engines):
+    eng = engines["narrow"]  # window 16 < prefix: the sliding layers keep only the window
+    eng._prefix_key = None
+    prompts = [
+        f"{PREFIX} input : {w} answer :" for w in ("hello", "meeting", "lottery")
+    ]  # equal lengths
+    got = eng.score([ScoreRequest(p, CHOICES) for p in prompts])
+    for p, res in zip(prompts, got):
+        assert res.logprobs == pytest.approx(
+            [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
+        )
+
+
+@pytest.mark.parametrize("prompts", [SHORT, SHARED])
+def test_greedy_generation_equals_reference(engines, prompts):
+    eng = engines["wide"]
+    eng._prefix_key = None
+    comps = eng.generate([GenRequest(p, max_tokens=6) for p in prompts])
+    for p, comp in zip(prompts, comps):
+        ref = reference_greedy(eng, p, 6)
+        assert comp.text == eng.tokenizer.decode(ref, skip_special_tokens=True)
+        assert comp.tokens_out == len(ref)
+        assert comp.latency_s > 0 and comp.compute_s <= comp.latency_s
+
+
+def test_stop_strings_and_seeded_sampling(engines):
+    eng = engines["wide"]
+    text = eng.generate([GenRequest(SHORT[0], max_tokens=8)])[0].text
+    words = text.split()
+    if len(words) >= 2:  # stop at the second generated word: the text ends before it
+        stopped = eng.generate([GenRequest(SHORT[0], max_tokens=8, stop=[words[1]])])[0]
+        assert words[1] not in stopped.text and stopped.finish_reason == "stop"
+    a = eng.generate([GenRequest(SHORT[1], max_tokens=8, temperature=1.0, seed=3)])[0].text
+    b = eng.generate([GenRequest(SHORT[1], max_tokens=8, temperature=1.0, seed=3)])[0].text
+    assert a == b
