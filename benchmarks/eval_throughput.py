@@ -51,7 +51,18 @@ def main() -> None:
     import tempfile
 
     tmp = tempfile.mkdtemp()
-    ctx = Context(task, ds, Store(tmp), "bench", Path(tmp), task.spec.model)
+    store = Store(tmp)
+    store.create_run(
+        "bench",
+        task.name,
+        str(task.file),
+        tmp,
+        task.config_hash(),
+        ds.data_hash,
+        {"options": {}},
+        {},
+    )
+    ctx = Context(task, ds, store, "bench", Path(tmp), task.spec.model)
     engine = make_engine(resolve_model(task.spec.model, task))
     ctx.set_engine(task.spec.model, engine)
     solution = next(c for c in FewShot().candidates(ctx) if c.variant == args.variant)
@@ -66,9 +77,7 @@ def main() -> None:
     # --- Ladder: batched label scoring with prefix caching (a fresh cache: no warm start)
     engine._prefix_key = None
     t0 = time.perf_counter()
-    preds = []
-    for start in range(0, len(holdout), ctx.chunk_size):  # the chunking the climb uses
-        preds += solution.predict(holdout[start : start + ctx.chunk_size])
+    preds = ctx.predict(solution, holdout, "holdout")  # the climb's own path (chunks, store writes)
     ladder_s = time.perf_counter() - t0
     ladder_acc = float(np.mean([p.output == g for p, g in zip(preds, gold)]))
 

@@ -85,7 +85,8 @@ class Context:
     ) -> list[Prediction]:
         """Predictions for `examples`, reusing stored ones; new ones are committed per batch."""
         done = self.store.predictions(self.run_id, solution.rung, solution.variant, split, repeat)
-        todo = [e for e in examples if e.id not in done]
+        # similar lengths in a chunk mean little padding in the engine's batches
+        todo = sorted((e for e in examples if e.id not in done), key=lambda e: len(e.input))
         label = desc or f"{solution.rung} · {solution.variant} · {split}"
         with self.progress.task(label, total=len(examples)) as bar:
             bar.advance(len(examples) - len(todo))

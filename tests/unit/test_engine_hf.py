@@ -86,22 +86,22 @@ def test_shared_prefix_is_cached_and_exact(engines):
     assert eng.stats["prefix_hits"] > hits
 
 
-def test_prefix_beyond_sliding_window_without_padding_is_exact(engines):
-    eng = engines["narrow"]  # window 16 < prefix: the sliding layers keep only the window
+@pytest.mark.parametrize("which", ["wide", "narrow"])
+def test_prefix_and_padding_beyond_sliding_window_are_exact(engines, which):
+    """Window 16 < prompt length, unequal suffixes: masks use true positions, so padding is inert."""
+    eng = engines[which]
     eng._prefix_key = None
-    prompts = [
-        f"{PREFIX} input : {w} answer :" for w in ("hello", "meeting", "lottery")
-    ]  # equal lengths
-    got = eng.score([ScoreRequest(p, CHOICES) for p in prompts])
-    for p, res in zip(prompts, got):
+    got = eng.score([ScoreRequest(p, CHOICES) for p in SHARED + SHORT])
+    for p, res in zip(SHARED + SHORT, got):
         assert res.logprobs == pytest.approx(
             [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
         )
 
 
+@pytest.mark.parametrize("which", ["wide", "narrow"])
 @pytest.mark.parametrize("prompts", [SHORT, SHARED])
-def test_greedy_generation_equals_reference(engines, prompts):
-    eng = engines["wide"]
+def test_greedy_generation_equals_reference(engines, prompts, which):
+    eng = engines[which]
     eng._prefix_key = None
     comps = eng.generate([GenRequest(p, max_tokens=6) for p in prompts])
     for p, comp in zip(prompts, comps):
@@ -121,3 +121,32 @@ def test_stop_strings_and_seeded_sampling(engines):
     a = eng.generate([GenRequest(SHORT[1], max_tokens=8, temperature=1.0, seed=3)])[0].text
     b = eng.generate([GenRequest(SHORT[1], max_tokens=8, temperature=1.0, seed=3)])[0].text
     assert a == b
+
+
+def test_models_without_layer_types_get_a_4d_mask(tmp_path):
+    """A Llama-style model (one mask for all layers) goes through the same code paths."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    gemma = build_tiny_model(tmp_path / "g")
+    cfg = LlamaConfig(
+        vocab_size=200,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "llama")
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gemma).save_pretrained(tmp_path / "llama")
+    eng = HFEngine("llama", str(tmp_path / "llama"), max_batch=4)
+    got = eng.score([ScoreRequest(p, CHOICES) for p in SHARED + SHORT])
+    for p, res in zip(SHARED + SHORT, got):
+        assert res.logprobs == pytest.approx(
+            [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
+        )

@@ -10,10 +10,11 @@ Why it is fast on a CPU:
   every prompt only runs its own suffix. The cache is reused across calls while the prefix stays
   the same.
 
-Rows of a batch are laid out as [shared prefix][padding][own suffix]: the padding is masked,
-and position ids skip it, so each row computes what it would alone. (One approximation: when a
-row's context exceeds a sliding-window layer's window, that layer's window counts padding slots,
-so it sees up to `padding` fewer of the oldest tokens; rows are length-sorted to keep padding small.)
+Rows of a batch are laid out as [shared prefix][padding][own suffix]. Ladder builds the
+attention masks itself from each token's true position (causal, and the sliding window of
+Gemma-style local layers measured in positions, not cache slots), so padding never changes a
+row's result: a batched, prefix-cached prompt scores exactly what it scores alone. Caches keep
+every token (no sliding-window eviction), which is what makes those masks possible.
 """
 
 from __future__ import annotations
@@ -143,15 +144,18 @@ class HFEngine:
         torch = _torch()
         key = tuple(tokens)
         if key != self._prefix_key:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.lm.config)
-            ids = torch.tensor([tokens], device=self.device)
-            self.lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = self._new_cache()
+            pos = torch.arange(len(tokens), device=self.device)[None]
+            self._run(torch.tensor([tokens], device=self.device), pos, cache, pos, logits_to_keep=1)
             self._prefix_key, self._prefix_cache = key, cache
         else:
             self.stats["prefix_hits"] += 1
         return self._prefix_cache
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache()  # full layers everywhere: sliding windows are applied by our masks
 
     @staticmethod
     def _select(cache, rows):
@@ -161,41 +165,75 @@ class HFEngine:
         sub.batch_select_indices(rows)
         return sub
 
-    def _forward(self, seqs: list[list[int]], prefix: int):
-        """Run a batch: [prefix (cached)][left padding][suffix]. Returns last logits, cache, mask."""
+    def _masks(self, qpos, kpos):
+        """Additive masks from true positions (-1 = padding): causal, plus sliding windows."""
         torch = _torch()
-        from transformers import DynamicCache
+        q, k = qpos[:, :, None], kpos[:, None, :]
+        allowed = (k >= 0) & (k <= q)
+        # a padding query attends to itself only, so it stays finite and harmless
+        pad_q = qpos < 0
+        if pad_q.any():
+            eye = torch.zeros_like(allowed)
+            nq = qpos.shape[1]
+            eye[:, torch.arange(nq), kpos.shape[1] - nq + torch.arange(nq)] = True
+            allowed = allowed | (eye & pad_q[:, :, None])
+        neg = torch.finfo(self.lm.dtype).min
 
+        def additive(m):
+            return torch.zeros(m.shape, dtype=self.lm.dtype, device=self.device).masked_fill(
+                ~m, neg
+            )[:, None]
+
+        cfg = self.lm.config
+        types = set(getattr(cfg, "layer_types", None) or [])
+        if not types:
+            return additive(allowed)
+        out = {}
+        for t in types:
+            m = allowed
+            if t in ("sliding_attention", "chunked_attention") and getattr(
+                cfg, "sliding_window", None
+            ):
+                m = m & ((q - k) < cfg.sliding_window)
+            out[t] = additive(m)
+        return out
+
+    def _run(self, ids, qpos, cache, kpos, **kw):
+        """One forward over new tokens `ids` at positions `qpos`, keys at `kpos` (cache + new)."""
+        return self.lm(
+            input_ids=ids,
+            attention_mask=self._masks(qpos, kpos),
+            position_ids=qpos.clamp(min=0),
+            past_key_values=cache,
+            use_cache=True,
+            **kw,
+        )
+
+    def _forward(self, seqs: list[list[int]], prefix: int):
+        """Run a batch: [prefix (cached)][left padding][suffix]. Returns last logits, cache, key positions."""
+        torch = _torch()
         rows = len(seqs)
         suffixes = [s[prefix:] for s in seqs]
         width = max(map(len, suffixes))
         ids = torch.full((rows, width), self.tokenizer.pad_token_id, dtype=torch.long)
-        smask = torch.zeros((rows, width), dtype=torch.long)
+        qpos = torch.full((rows, width), -1, dtype=torch.long)
         for r, s in enumerate(suffixes):
             ids[r, width - len(s) :] = torch.tensor(s)
-            smask[r, width - len(s) :] = 1
-        ids, smask = ids.to(self.device), smask.to(self.device)
-        pos = prefix + (smask.cumsum(-1) - 1).clamp(min=0)
+            qpos[r, width - len(s) :] = prefix + torch.arange(len(s))
+        ids, qpos = ids.to(self.device), qpos.to(self.device)
         if prefix:
             cache = self._select(
                 self._prefix_kv(seqs[0][:prefix]),
                 torch.zeros(rows, dtype=torch.long, device=self.device),
             )
-            mask = torch.cat(
-                [torch.ones((rows, prefix), dtype=torch.long, device=self.device), smask], dim=1
+            kpos = torch.cat(
+                [torch.arange(prefix, device=self.device).expand(rows, prefix), qpos], dim=1
             )
             self.stats["prefix_tokens_saved"] += prefix * rows
         else:
-            cache, mask = DynamicCache(config=self.lm.config), smask
-        out = self.lm(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=pos,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return out.logits[:, -1].float(), cache, mask
+            cache, kpos = self._new_cache(), qpos
+        out = self._run(ids, qpos, cache, kpos, logits_to_keep=1)
+        return out.logits[:, -1].float(), cache, kpos
 
     # ------------------------------------------------------------ scoring
 
@@ -218,41 +256,34 @@ class HFEngine:
     def _score_batch(
         self, seqs: list[list[int]], choices: list[list[str]], prefix: int
     ) -> list[list[float]]:
-        logits, cache, mask = self._forward(seqs, prefix)
+        logits, cache, kpos = self._forward(seqs, prefix)
         first = logits.log_softmax(-1)
         cids = [[self.choice_ids(c) for c in cs] for cs in choices]
         scores = [[first[b, c[0]].item() for c in cs] for b, cs in enumerate(cids)]
         if any(len(c) > 1 for cs in cids for c in cs):
-            self._score_rest(cache, mask, cids, scores)
+            self._score_rest(cache, kpos, cids, scores)
         return scores
 
-    def _score_rest(self, cache, mask, cids, scores) -> None:
+    def _score_rest(self, cache, kpos, cids, scores) -> None:
         """Add log-probs of tokens 2..n of each candidate, reusing the prompts' KV cache."""
         torch = _torch()
         pairs = [(b, c) for b, cs in enumerate(cids) for c, ids in enumerate(cs) if len(ids) > 1]
-        chunk = max(1, self.max_batch_tokens * 4 // max(mask.shape[1], 1))
+        chunk = max(1, self.max_batch_tokens * 4 // max(kpos.shape[1], 1))
         for start in range(0, len(pairs), chunk):
             part = pairs[start : start + chunk]
             rows = torch.tensor([b for b, _ in part], device=self.device)
             sub = self._select(cache, rows)
             width = max(len(cids[b][c]) - 1 for b, c in part)
             cont = torch.full((len(part), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            cmask = torch.zeros((len(part), width), dtype=torch.long)
+            qpos = torch.full((len(part), width), -1, dtype=torch.long)
+            nxt = kpos[rows].max(-1).values + 1  # the position after each row's last token
             for r, (b, c) in enumerate(part):
                 rest = cids[b][c][:-1]  # inputs t0..t(n-2) predict t1..t(n-1)
                 cont[r, : len(rest)] = torch.tensor(rest)
-                cmask[r, : len(rest)] = 1
-            cont, cmask = cont.to(self.device), cmask.to(self.device)
-            full = torch.cat([mask[rows], cmask], dim=1)
-            pos = mask[rows].sum(-1, keepdim=True) + torch.arange(width, device=self.device)[None]
+                qpos[r, : len(rest)] = int(nxt[r]) + torch.arange(len(rest))
+            cont, qpos = cont.to(self.device), qpos.to(self.device)
             lp = (
-                self.lm(
-                    input_ids=cont,
-                    attention_mask=full,
-                    position_ids=pos,
-                    past_key_values=sub,
-                    use_cache=True,
-                )
+                self._run(cont, qpos, sub, torch.cat([kpos[rows], qpos], dim=1))
                 .logits.float()
                 .log_softmax(-1)
             )
@@ -287,14 +318,14 @@ class HFEngine:
         """Greedy or temperature sampling, token by token, each row stopping on EOS or a stop string."""
         torch = _torch()
         t0 = time.perf_counter()
-        logits, cache, mask = self._forward(seqs, prefix)
+        logits, cache, kpos = self._forward(seqs, prefix)
         rows = len(seqs)
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, *self._extra_eos()}
         out: list[list[int]] = [[] for _ in range(rows)]
         texts = [""] * rows
         reason = ["length"] * rows
         live = list(range(rows))
-        pos = mask.sum(-1)
+        pos = kpos.max(-1).values + 1  # next position of each row
         for _ in range(req.max_tokens):
             if req.temperature > 0:
                 probs = (logits / req.temperature).softmax(-1)
@@ -314,17 +345,8 @@ class HFEngine:
                     live.remove(r)
             if not live:
                 break
-            mask = torch.cat(
-                [mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], dim=1
-            )
-            step = self.lm(
-                input_ids=nxt[:, None],
-                attention_mask=mask,
-                position_ids=pos[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits = step.logits[:, -1].float()
+            kpos = torch.cat([kpos, pos[:, None]], dim=1)
+            logits = self._run(nxt[:, None], pos[:, None], cache, kpos).logits[:, -1].float()
             pos = pos + 1
         dt = time.perf_counter() - t0
         comps = []
