@@ -150,3 +150,18 @@ def test_models_without_layer_types_get_a_4d_mask(tmp_path):
         assert res.logprobs == pytest.approx(
             [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
         )
+
+
+def test_long_prefix_is_prefilled_in_chunks_and_caps_rows(engines, monkeypatch):
+    import ladder.engines.hf as hf
+
+    eng = engines["narrow"]
+    monkeypatch.setattr(hf, "PREFILL_CHUNK", 7)  # several chunks, window 16 crossing them
+    monkeypatch.setattr(eng, "max_prefix_cache_bytes", 2.5 * 60 * eng.kv_bytes_per_token)
+    eng._prefix_key = None
+    got = eng.score([ScoreRequest(p, CHOICES) for p in SHARED])
+    for p, res in zip(SHARED, got):
+        assert res.logprobs == pytest.approx(
+            [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
+        )
+    assert eng._batches([5, 5, 5, 5], prefix=60) == [[0, 1], [2, 3]]

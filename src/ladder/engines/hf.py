@@ -29,6 +29,7 @@ from ladder.errors import ModelError, require
 from ladder.hfutil import transformers_offline
 
 MIN_PREFIX = 48  # tokens: below this a shared prefix is not worth a separate forward
+PREFILL_CHUNK = 1024  # tokens per forward when computing a prefix cache
 
 
 def _torch():
@@ -62,6 +63,7 @@ class HFEngine:
         max_batch: int = 8,
         max_batch_tokens: int = 4096,
         prefix_cache: bool = True,
+        max_prefix_cache_bytes: float = 2e9,
     ):
         torch = _torch()
         transformers = transformers_offline()
@@ -75,6 +77,7 @@ class HFEngine:
         self.max_batch = max_batch
         self.max_batch_tokens = max_batch_tokens
         self.use_prefix_cache = prefix_cache
+        self.max_prefix_cache_bytes = max_prefix_cache_bytes
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
             self.lm = transformers.AutoModelForCausalLM.from_pretrained(
@@ -86,6 +89,13 @@ class HFEngine:
                 fix="check the folder holds a transformers model (config.json, weights, tokenizer).",
             ) from None
         self.lm.to(self.device).eval()
+        cfg = self.lm.config
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        # keys + values of every layer, per token (caches keep every token: see the module doc)
+        self.kv_bytes_per_token = (
+            2 * cfg.num_hidden_layers * kv_heads * head_dim * self.lm.dtype.itemsize
+        )
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._choice_ids: dict[str, list[int]] = {}
@@ -109,16 +119,26 @@ class HFEngine:
             self._choice_ids[choice] = ids
         return self._choice_ids[choice]
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        """Indices grouped longest-first into batches under the padded-token budget."""
+    def _batches(self, lengths: list[int], prefix: int = 0) -> list[list[int]]:
+        """Indices grouped longest-first into batches under the padded-token budget.
+
+        Each row of a batch holds its own copy of the shared prefix's key/value cache, so a long
+        prefix (a whole corpus) also caps the rows: rows x prefix x bytes/token <= the budget.
+        """
+        rows_cap = self.max_batch
+        if prefix:
+            rows_cap = max(
+                1,
+                min(
+                    rows_cap, int(self.max_prefix_cache_bytes // (prefix * self.kv_bytes_per_token))
+                ),
+            )
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batches: list[list[int]] = []
         cur: list[int] = []
         for i in order:
             width = lengths[cur[0]] if cur else lengths[i]
-            if cur and (
-                len(cur) >= self.max_batch or width * (len(cur) + 1) > self.max_batch_tokens
-            ):
+            if cur and (len(cur) >= rows_cap or width * (len(cur) + 1) > self.max_batch_tokens):
                 batches.append(cur)
                 cur = []
             cur.append(i)
@@ -145,8 +165,13 @@ class HFEngine:
         key = tuple(tokens)
         if key != self._prefix_key:
             cache = self._new_cache()
-            pos = torch.arange(len(tokens), device=self.device)[None]
-            self._run(torch.tensor([tokens], device=self.device), pos, cache, pos, logits_to_keep=1)
+            ids = torch.tensor([tokens], device=self.device)
+            # in chunks, so the attention masks of a long prefix (a whole corpus) stay small
+            for start in range(0, len(tokens), PREFILL_CHUNK):
+                end = min(start + PREFILL_CHUNK, len(tokens))
+                qpos = torch.arange(start, end, device=self.device)[None]
+                kpos = torch.arange(end, device=self.device)[None]
+                self._run(ids[:, start:end], qpos, cache, kpos, logits_to_keep=1)
             self._prefix_key, self._prefix_cache = key, cache
         else:
             self.stats["prefix_hits"] += 1
@@ -242,7 +267,7 @@ class HFEngine:
         seqs = self.encode([r.prompt for r in requests])
         prefix = self._shared_prefix(seqs)
         results: list[Scores | None] = [None] * len(requests)
-        for batch in self._batches([len(s) - prefix for s in seqs]):
+        for batch in self._batches([len(s) - prefix for s in seqs], prefix):
             t0 = time.perf_counter()
             with torch.inference_mode():
                 lps = self._score_batch(
@@ -305,7 +330,7 @@ class HFEngine:
             req = requests[idxs[0]]
             gen = torch.Generator(device=self.device)
             gen.manual_seed(req.seed if req.seed is not None else 0)
-            for batch in self._batches([len(s) - prefix for s in seqs]):
+            for batch in self._batches([len(s) - prefix for s in seqs], prefix):
                 with torch.inference_mode():
                     comps = self._generate_batch([seqs[j] for j in batch], req, prefix, gen)
                 for j, comp in zip(batch, comps):
