@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +190,13 @@ class Task:
     def label_descriptions(self) -> dict[str, str]:
         labels = self.spec.labels
         return dict(labels) if isinstance(labels, dict) else {}
+
+    @cached_property
+    def schema_validator(self):
+        """A jsonschema validator for `output_schema` (extract tasks), built once."""
+        from jsonschema.validators import validator_for
+
+        return validator_for(self.schema)(self.schema) if self.schema is not None else None
 
     def resolve(self, rel: str) -> Path:
         p = Path(rel).expanduser()
