@@ -52,7 +52,7 @@ def print_outcome(outcome: Any) -> None:
 
     data, d = outcome.data, outcome.decision
     if data.get("headline"):
-        console.print(f"{data['headline']}.", highlight=False)
+        console.print(f"{data['headline']}.", highlight=False, soft_wrap=True)
         console.print()
     console.print(
         f"[bold]Decision: {decision_title(d, data['task']['bar'])}.[/] Gates:", highlight=False
@@ -62,15 +62,16 @@ def print_outcome(outcome: Any) -> None:
         console.print(
             f"  {g['n']} {g['name']:<20} [{style}]{g['answer']:<8}[/] {g['evidence']}",
             highlight=False,
+            soft_wrap=True,
         )
     for s in d["signals"].values():
-        console.print(f"[dim]Signal[/]   {s['text']}", highlight=False)
+        console.print(f"[dim]Signal[/]   {s['text']}", highlight=False, soft_wrap=True)
     if d["what_would_change"]:
         changes = "; ".join(c["text"] for c in d["what_would_change"])
-        console.print(f"What would change it: {changes}.", highlight=False)
+        console.print(f"What would change it: {changes}.", highlight=False, soft_wrap=True)
     p = data["prices"]
     console.print(
         f"[dim]Prices   as of {p['as_of']} ({p['age_days']} days old) · {' → '.join(p['layers'])}[/]",
         highlight=False,
     )
-    console.print(f"[bold]Report[/]   {outcome.html_path}", highlight=False)
+    console.print(f"[bold]Report[/]   {outcome.html_path}", highlight=False, soft_wrap=True)

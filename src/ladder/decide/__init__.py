@@ -153,8 +153,15 @@ def what_would_change(rec: dict, cards: list, f: Facts, rows: list[dict]) -> lis
         ]
     card = next(c for c in cards if c.rung == rec["rung"])
     if rec["kind"] == "fine-tune":
-        for r in rows:
-            if r["tuned"] == card.rung and r["prompted_meets_bar"] and r["break_even_per_day"]:
+        mine = [r for r in rows if r["tuned"] == card.rung]
+        if mine and not any(r["prompted_meets_bar"] for r in mine):
+            out.append(
+                _change(
+                    "volume", "volume alone does not change it: no prompted option meets the bar"
+                )
+            )
+        for r in mine:
+            if r["prompted_meets_bar"] and r["break_even_per_day"]:
                 out.append(
                     _change(
                         "volume",
@@ -214,16 +221,14 @@ def _change(what: str, text: str, value: float | None = None) -> dict[str, Any]:
 
 
 def hybrid_pair(cards: list, f: Facts) -> tuple[str, str] | None:
-    """(small, large) for a hybrid: the cheapest option (a fine-tune if any) and the best one."""
+    """(small, large): the cheapest fine-tune (else the cheapest option) answers first; the best
+    option that costs more per call takes its low-confidence calls."""
     if len(cards) < 2 or any(c.cost is None for c in cards):
         return None
-    large = _best(cards, f)
-    pool = [c for c in cards if c is not large and c.cost["per_call"] < large.cost["per_call"]]
-    tuned = [c for c in pool if is_fine_tuned(c)]
-    small = min(tuned or pool, key=lambda c: c.cost["per_call"], default=None)
-    if small is None or _v(small, f) >= _v(large, f):
-        return None
-    return small.rung, large.rung
+    tuned = [c for c in cards if is_fine_tuned(c)]
+    small = min(tuned or cards, key=lambda c: c.cost["per_call"])
+    large = _best([c for c in cards if c.cost["per_call"] > small.cost["per_call"]], f)
+    return None if large is None else (small.rung, large.rung)
 
 
 def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None) -> dict[str, Any]:

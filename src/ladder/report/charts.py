@@ -170,7 +170,7 @@ def confusions(data: dict[str, Any]) -> list[str]:
         if cm:
             out.append(
                 heatmap(
-                    f"{c['rung']}: gold (rows) vs predicted",
+                    f"{c['rung']}: confusion (rows: gold)",
                     cm["matrix"],
                     cm["labels"],
                     cm["columns"],
