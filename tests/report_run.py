@@ -46,7 +46,25 @@ def scores_for(choice: str, labels: list[str], text: str) -> list[float]:
     return [0.0 if lab == choice else -margin - _unit(lab, text) for lab in labels]
 
 
-def large_engine(gold: dict[str, str]) -> FakeEngine:
+class RemoteFake(FakeEngine):
+    """Scripted answers, but reports itself as a remote OpenAI-compatible endpoint."""
+
+    def __init__(self, name: str, remote: str, base_url: str | None, **kw):
+        super().__init__(name, **kw)
+        self.remote, self.base_url = remote, base_url
+
+    def info(self):
+        return {
+            "engine": "openai",
+            "model": self.model,
+            "remote_model": self.remote,
+            "base_url": self.base_url,
+        }
+
+
+def large_engine(
+    gold: dict[str, str], name: str = LARGE, remote: str = "gpt-4o-mini", base_url=None
+) -> FakeEngine:
     def scorer(req):
         query = req.prompt.rsplit("Input:\n", 1)[-1]
         text = next((t for t in gold if query.startswith(t)), None)
@@ -57,7 +75,7 @@ def large_engine(gold: dict[str, str]) -> FakeEngine:
         lab = answer(gold[text], text, acc, "large")
         return scores_for(lab, [c.strip() for c in req.choices], text)
 
-    return FakeEngine(LARGE, scorer=scorer, latency_s=0.4)
+    return RemoteFake(name, remote, base_url, scorer=scorer, latency_s=0.4)
 
 
 class TunedSolution:
@@ -93,10 +111,27 @@ class TunedRung:
     def prepare(self, ctx):
         gold = {e.input: e.output for e in ctx.dataset.examples}
         extras = {
-            "training": {"seconds": 120.0, "device": "cpu", "examples": 90, "tokens": 9000, "epochs": 3},
-            "forgetting": {"adjacent": "ticket-extract", "base_loss": 2.0, "adapter_loss": 2.02, "relative_increase": 0.01},
+            "training": {
+                "seconds": 120.0,
+                "device": "cpu",
+                "examples": 90,
+                "tokens": 9000,
+                "epochs": 3,
+            },
+            "forgetting": {
+                "adjacent": "ticket-extract",
+                "base_loss": 2.0,
+                "adapter_loss": 2.02,
+                "relative_increase": 0.01,
+            },
             "data_curve": [
-                {"examples": n, "metric": "accuracy", "value": v, "ci_low": v - 0.08, "ci_high": min(1, v + 0.06)}
+                {
+                    "examples": n,
+                    "metric": "accuracy",
+                    "value": v,
+                    "ci_low": v - 0.08,
+                    "ci_high": min(1, v + 0.06),
+                }
                 for n, v in ((10, 0.52), (25, 0.78), (50, 0.9), (90, 0.91))
             ],
         }
@@ -122,7 +157,9 @@ def demo_task(root: Path, extra_yaml: str = "") -> Path:
     )
 
 
-def demo_climb(root: Path, extra_yaml: str = "", **opts):
+def demo_climb(
+    root: Path, extra_yaml: str = "", model: str = LARGE, remote=("gpt-4o-mini", None), **opts
+):
     task_dir = demo_task(root, extra_yaml)
     from ladder.dataset import load_dataset
     from ladder.task import load_task
@@ -130,11 +167,13 @@ def demo_climb(root: Path, extra_yaml: str = "", **opts):
     gold = {e.input: e.output for e in load_dataset(load_task(task_dir), "report").examples}
 
     def hook(ctx):
-        ctx.set_engine(LARGE, large_engine(gold))
+        ctx.set_engine(model, large_engine(gold, model, *remote))
 
     with tuned_rung_registered():
         return climb(
             task_dir,
-            ClimbOptions(model=LARGE, all_rungs=True, rungs=["zero-shot", "few-shot", "tuned"], **opts),
+            ClimbOptions(
+                model=model, all_rungs=True, rungs=["zero-shot", "few-shot", "tuned"], **opts
+            ),
             ctx_hook=hook,
         )

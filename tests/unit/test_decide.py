@@ -11,11 +11,25 @@ from ladder.evaluation.scorecard import MetricValue, Scorecard
 RECURRING = {
     "variants": 3,
     "recurring": ["work → personal"],
-    "categories": [{"category": "work → personal", "variants_with": 3, "total": 12, "recurring": True}],
+    "categories": [
+        {"category": "work → personal", "variants_with": 3, "total": 12, "recurring": True}
+    ],
 }
 
 
-def sc(rung, value, per_call, *, one_time=0.0, fixed=0.0, tokens=100, extras=None, fa=None, basis="self-hosted", model="m"):
+def sc(
+    rung,
+    value,
+    per_call,
+    *,
+    one_time=0.0,
+    fixed=0.0,
+    tokens=100,
+    extras=None,
+    fa=None,
+    basis="self-hosted",
+    model="m",
+):
     c = Scorecard(
         rung=rung,
         variant="v",
@@ -27,15 +41,28 @@ def sc(rung, value, per_call, *, one_time=0.0, fixed=0.0, tokens=100, extras=Non
         tokens_in=tokens,
         extras=extras or {},
         failure_analysis=fa,
-        confusion={"matrix": [[40, 0], [60, 100]], "labels": ["a", "b"], "columns": ["a", "b", "(invalid)"]},
+        confusion={
+            "matrix": [[40, 0], [60, 100]],
+            "labels": ["a", "b"],
+            "columns": ["a", "b", "(invalid)"],
+        },
     )
     c.cost = {"per_call": per_call, "one_time": one_time, "monthly_fixed": fixed, "basis": basis}
     return c
 
 
 def cmp(a, b, diff, significant, p=0.001):
-    return {"a": a, "b": b, "diff": diff, "ci_low": diff - 0.05, "ci_high": diff + 0.05, "p_value": p,
-            "significant": significant, "sentence": f"{b} vs {a}: {diff:+.2f}", "test": "McNemar"}
+    return {
+        "a": a,
+        "b": b,
+        "diff": diff,
+        "ci_low": diff - 0.05,
+        "ci_high": diff + 0.05,
+        "p_value": p,
+        "significant": significant,
+        "sentence": f"{b} vs {a}: {diff:+.2f}",
+        "test": "McNemar",
+    }
 
 
 FACTS = Facts(metric="accuracy", bar=0.8, calls_per_day=50_000, split={"train": 336, "holdout": 96})
@@ -45,7 +72,11 @@ TUNED_EXTRAS = {"training": {"seconds": 130, "device": "cpu", "examples": 336}}
 def test_gate_prompting_answers():
     below = [sc("zero-shot", 0.3, 1e-6), sc("few-shot", 0.4, 2e-6, fa=RECURRING)]
     g = gate_prompting(below, FACTS)
-    assert g["answer"] == "yes" and "0.40 < bar 0.80" in g["evidence"] and "3/3 variants" in g["evidence"]
+    assert (
+        g["answer"] == "yes"
+        and "0.40 < bar 0.80" in g["evidence"]
+        and "3/3 variants" in g["evidence"]
+    )
     assert gate_prompting([sc("few-shot", 0.4, 1e-6)], FACTS)["answer"] == "unclear"
     assert gate_prompting([sc("few-shot", 0.85, 1e-6)], FACTS)["answer"] == "no"
     assert gate_prompting([sc("lora", 0.85, 1e-6)], FACTS)["answer"] == "unknown"
@@ -55,14 +86,20 @@ def test_gate_knowledge_from_the_task_or_a_significant_rag_win():
     cards = [sc("few-shot", 0.5, 1e-6), sc("rag", 0.7, 2e-6)]
     assert gate_knowledge(cards, Facts("accuracy", knowledge="volatile"), [])["answer"] == "yes"
     assert gate_knowledge(cards, FACTS, [cmp("few-shot", "rag", 0.2, True)])["answer"] == "yes"
-    assert gate_knowledge(cards, FACTS, [cmp("few-shot", "rag", 0.02, False, 0.4)])["answer"] == "no"
+    assert (
+        gate_knowledge(cards, FACTS, [cmp("few-shot", "rag", 0.02, False, 0.4)])["answer"] == "no"
+    )
     assert gate_knowledge(cards[:1], FACTS, [])["answer"] == "no"
 
 
 @pytest.mark.parametrize(
     ("curve", "answer", "text"),
     [
-        ([(50, 0.6), (100, 0.8), (200, 0.86), (336, 0.87)], "yes", "flattens at ~200 examples; you have 336"),
+        (
+            [(50, 0.6), (100, 0.8), (200, 0.86), (336, 0.87)],
+            "yes",
+            "flattens at ~200 examples; you have 336",
+        ),
         ([(50, 0.4), (100, 0.55), (336, 0.7)], "no", "label more"),
         ([(50, 0.6), (100, 0.75), (336, 0.85)], "yes", "more labels would help"),
     ],
@@ -81,9 +118,17 @@ def test_gate_data_without_a_curve_uses_counts():
 
 def test_gate_narrow_from_the_forgetting_check():
     def fg(rise):
-        return sc("lora", 0.9, 1e-6, extras={"forgetting": {"adjacent": "wiki", "relative_increase": rise}})
+        return sc(
+            "lora",
+            0.9,
+            1e-6,
+            extras={"forgetting": {"adjacent": "wiki", "relative_increase": rise}},
+        )
 
-    assert gate_narrow([fg(0.006)])["answer"] == "yes" and "+0.6%" in gate_narrow([fg(0.006)])["evidence"]
+    assert (
+        gate_narrow([fg(0.006)])["answer"] == "yes"
+        and "+0.6%" in gate_narrow([fg(0.006)])["evidence"]
+    )
     assert gate_narrow([fg(0.2)])["answer"] == "no"
     assert gate_narrow([sc("lora", 0.9, 1e-6)])["answer"] == "unknown"
 
@@ -133,9 +178,19 @@ def test_hybrid_when_only_routing_meets_the_bar():
     small = sc("lora", 0.75, 1e-6, extras=TUNED_EXTRAS)
     large = sc("few-shot", 0.78, 50e-6, basis="api")
     assert hybrid_pair([small, large], FACTS) == ("lora", "few-shot")
-    h = {"small": "lora", "large": "few-shot", "signal": "label margin", "threshold": 0.35,
-         "share_to_large": 0.2, "quality": 0.84, "per_call": 11e-6, "meets_bar": True, "fixed": 0.0,
-         "metric": "accuracy", "curve": []}
+    h = {
+        "small": "lora",
+        "large": "few-shot",
+        "signal": "label margin",
+        "threshold": 0.35,
+        "share_to_large": 0.2,
+        "quality": 0.84,
+        "per_call": 11e-6,
+        "meets_bar": True,
+        "fixed": 0.0,
+        "metric": "accuracy",
+        "curve": [],
+    }
     d = decide([small, large], FACTS, [], h)
     assert d["recommendation"] == "hybrid" and d["kind"] == "hybrid"
     assert "20% of calls" in d["reasons"][0]
@@ -144,8 +199,14 @@ def test_hybrid_when_only_routing_meets_the_bar():
 def test_no_bar_picks_the_cheapest_option_not_significantly_worse():
     a, b = sc("zero-shot", 0.70, 1e-6), sc("few-shot", 0.72, 9e-6)
     f = Facts("accuracy", calls_per_day=1000)
-    assert decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, False, 0.5)])["recommendation"] == "zero-shot"
-    assert decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, True)])["recommendation"] == "few-shot"
+    assert (
+        decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, False, 0.5)])["recommendation"]
+        == "zero-shot"
+    )
+    assert (
+        decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, True)])["recommendation"]
+        == "few-shot"
+    )
 
 
 def test_nothing_meets_the_bar():

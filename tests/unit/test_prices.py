@@ -27,7 +27,10 @@ def test_layers_override_key_by_key(tmp_path, monkeypatch):
     flag = tmp_path / "flag.yaml"
     flag.write_text("as_of: 2030-01-02\nassumptions: {amortize_months: 6}\n")
     monkeypatch.setenv("LADDER_PRICES", str(user))
-    task = {"models": {"in-house": {"input": 0.5, "output": 0.5}}, "hardware": {"cpu": {"per_vcpu_hour": 0.1}}}
+    task = {
+        "models": {"in-house": {"input": 0.5, "output": 0.5}},
+        "hardware": {"cpu": {"per_vcpu_hour": 0.1}},
+    }
     book = load_price_book(task, files=[flag])
     assert book.models["gpt-4o"].input == 1.0  # user file over shipped
     assert book.models["in-house"].input == 0.5 and book.hardware["cpu"].per_vcpu_hour == 0.1
@@ -48,9 +51,18 @@ def test_task_prices_file_is_relative_to_the_task(tmp_path):
 @pytest.mark.parametrize(
     ("yaml", "parts"),
     [
-        ("prices:\n  modles: {}\n", ["line 10", "unknown key `prices.modles`", "did you mean `models`"]),
-        ("prices:\n  models: {x: {input: -1, output: 1}}\n", ["prices.models.x.input", "greater than or equal to 0"]),
-        ("prices:\n  hardware: {cpu: {per_hour: 1, per_vcpu_hour: 1}}\n", ["exactly one of per_hour or per_vcpu_hour"]),
+        (
+            "prices:\n  modles: {}\n",
+            ["line 10", "unknown key `prices.modles`", "did you mean `models`"],
+        ),
+        (
+            "prices:\n  models: {x: {input: -1, output: 1}}\n",
+            ["prices.models.x.input", "greater than or equal to 0"],
+        ),
+        (
+            "prices:\n  hardware: {cpu: {per_hour: 1, per_vcpu_hour: 1}}\n",
+            ["exactly one of per_hour or per_vcpu_hour"],
+        ),
         ("prices:\n  assumptions: {amortize_months: 0}\n", ["prices.assumptions.amortize_months"]),
     ],
 )
