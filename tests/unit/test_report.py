@@ -186,8 +186,8 @@ def test_missing_price_for_an_api_model_names_it_and_where_to_add_it(
     else:
         raise AssertionError("expected a missing-price error")
     assert "no price for the API model 'acme-9'" in msg and "task.yaml `prices:`" in msg
-    assert "ladder report RUN" in msg
     run_id = Store().list_runs("tiny")[0]["id"]
+    assert f"`ladder report {run_id}`" in msg
     assert Store().get_run(run_id)["status"] == "finished"
     priced = tmp_path / "acme.yaml"
     priced.write_text("models:\n  acme-9: {input: 1.0, output: 4.0, source: our contract}\n")

@@ -67,7 +67,14 @@ def finalize(
     price_files: list[str | Path] = (),
 ) -> Outcome:
     """End of a climb: price, store the priced scorecards, decide, write the report."""
-    out = render_run(store, run_id, price_files=price_files, dataset=dataset)
+    from ladder.prices import PriceError
+
+    try:
+        out = render_run(store, run_id, price_files=price_files, dataset=dataset)
+    except PriceError as exc:
+        raise PriceError(
+            f"{exc} Run {run_id} is stored: `ladder report {run_id}` prices and reports it once the price is there."
+        ) from None
     priced = {c["rung"]: c for c in out.data["scorecards"]}
     for card in cards:
         card.cost = priced[card.rung]["cost"]
