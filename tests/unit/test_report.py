@@ -194,3 +194,15 @@ def test_missing_price_for_an_api_model_names_it_and_where_to_add_it(
     code, out, err = run_cli("report", run_id, "--prices", priced)
     assert code == 0, err
     _clean_error(*run_cli("report", run_id), "'acme-9'", "models:")
+
+
+def test_report_of_a_run_whose_task_moved_keeps_the_economics(tmp_path, run_cli):
+    res = demo_climb(tmp_path / "task")
+    (tmp_path / "task").rename(tmp_path / "moved")
+    code, out, err = run_cli("report", res.run_id)
+    assert code == 0, err
+    data = json.loads(res.outcome.json_path.read_text())
+    assert data["comparisons"] == [] and data["worst_errors"] is None
+    assert "per-item sections left out" in data["notes"][0]
+    assert data["decision"]["recommendation"] == "tuned"  # priced from the run's stored task
+    assert "per-item sections left out" in res.outcome.html_path.read_text()

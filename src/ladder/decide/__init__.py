@@ -250,6 +250,6 @@ def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None)
         "gates": list(gates.values()),
         "signals": signals(cards, f),
         "break_even": rows,
-        "hybrid": hybrid if rec["kind"] == "hybrid" or hybrid else None,
+        "hybrid": hybrid,
         "what_would_change": what_would_change(rec, cards, f, rows),
     }
