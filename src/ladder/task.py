@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ladder.errors import TaskError
+from ladder.prices import PricesSpec
 from ladder.yamlio import line_of, load_yaml, read_text
 
 TASK_FILE = "task.yaml"
@@ -139,7 +140,7 @@ class TaskSpec(Strict):
     rungs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
-    prices: dict[str, Any] | None = Field(None, description="price-book overrides")
+    prices: PricesSpec | None = Field(None, description="price-book overrides (ladder.prices)")
 
     @field_validator("name")
     @classmethod
