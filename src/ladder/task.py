@@ -206,9 +206,13 @@ class Task:
     def rung_config(self, rung: str) -> dict[str, Any]:
         return dict(self.spec.rungs.get(rung, {}))
 
+    # what the economics and the decision read: editing these never invalidates predictions
+    NOT_PREDICTIVE = frozenset({"description", "bar", "volume", "knowledge", "prices"})
+
     def config_hash(self) -> str:
-        """Hash of the resolved task config (not the data): a resumed run must match it."""
-        blob = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        """Hash of the config that predictions depend on: a resumed run must match it."""
+        spec = self.spec.model_dump(mode="json", exclude=set(self.NOT_PREDICTIVE))
+        blob = json.dumps(spec, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
