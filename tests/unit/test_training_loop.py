@@ -3,6 +3,7 @@ batches waste little padding, training is deterministic, resumable and stops cle
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -16,6 +17,7 @@ from ladder.training import loop  # noqa: E402
 from ladder.training.adapters import attach_lora, load_base  # noqa: E402
 from ladder.training.data import Record, build_records, collate, length_batches  # noqa: E402
 from ladder.training.loop import LoopConfig, TrainingError, train  # noqa: E402
+from lora_tasks import one_thread  # noqa: E402, F401  (fixture)
 from tiny_model import WORDS, build_tiny_model  # noqa: E402
 
 CONTENT = [w for w in WORDS if w.isalpha()]
@@ -90,7 +92,7 @@ def test_length_batches_cover_everything_once_with_little_padding(tiny):
     batches = length_batches(recs, max_rows=8, max_tokens=120, seed=1)
     assert sorted(i for b in batches for i in b) == list(range(64))
     assert all(
-        len(b) <= 8 and max(recs[i].length for i in b) * len(b) <= 120 or len(b) == 1
+        (len(b) <= 8 and max(recs[i].length for i in b) * len(b) <= 120) or len(b) == 1
         for b in batches
     )
     padded = sum(max(recs[i].length for i in b) * len(b) for b in batches)
@@ -106,7 +108,7 @@ def test_length_batches_cover_everything_once_with_little_padding(tiny):
 def test_cosine_schedule_warms_up_then_decays():
     f = [loop.cosine_with_warmup(s, 3, 20) for s in range(20)]
     assert f[0] < f[1] < f[2] < f[3] == 1.0
-    assert all(a >= b for a, b in zip(f[3:], f[4:])) and f[-1] < 0.02
+    assert all(a >= b for a, b in itertools.pairwise(f[3:])) and f[-1] < 0.02
 
 
 def run(path, tmp, recs, dev, cfg, fingerprint=None, progress=None, seed=0):
@@ -254,7 +256,7 @@ def test_records_refuse_outputs_longer_than_the_context_and_skip_long_prompts(ti
 
 def test_lora_on_modules_the_model_lacks_is_a_clear_error(tiny):
     lm, _ = load_base(tiny)
-    with pytest.raises(ModelError, match="no linear layer named query_key_value.*q_proj"):
+    with pytest.raises(ModelError, match=r"no linear layer named query_key_value.*q_proj"):
         attach_lora(lm, 4, 8, 0.0, ["query_key_value"], 0)
 
 

@@ -55,11 +55,11 @@ def train_cmd(
     Checkpoints after every epoch: a killed `ladder train` continues with `--resume`.
     """
     if rung not in ("lora", "distill"):
-        raise typer.BadParameter("use lora or distill", param_hint="--rung")
+        raise LadderError(f"--rung {rung!r}: use lora or distill.")
     if quantize not in (None, "none", "4bit"):
-        raise typer.BadParameter("use 4bit (or none)", param_hint="--quantize")
+        raise LadderError(f"--quantize {quantize!r}: use 4bit (QLoRA, on CUDA) or none.")
     if teacher is not None and rung != "distill":
-        raise typer.BadParameter("--teacher needs --rung distill", param_hint="--teacher")
+        raise LadderError("--teacher needs --rung distill.")
     given: dict[str, Any] = {
         "epochs": epochs,
         "lr": lr,

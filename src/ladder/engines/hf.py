@@ -100,7 +100,9 @@ class HFEngine:
         `lm` is used as it is (its device and dtype); `info` adds facts to `info()` (adapter...).
         """
         self = cls.__new__(cls)
-        self._configure(model, path, lm.device.type, str(lm.dtype).removeprefix("torch."), None)
+        # the caller loaded the model and chose the threads: keep them
+        threads = _torch().get_num_threads()
+        self._configure(model, path, lm.device.type, str(lm.dtype).removeprefix("torch."), threads)
         self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
         self._attach(lm, tokenizer)
         self.extra_info = dict(info or {})

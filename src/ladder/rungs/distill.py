@@ -109,10 +109,9 @@ class Distill(Lora):
     name = "distill"
     Config = DistillConfig
 
-    def skip_reason(self, ctx: Context) -> str | None:
-        if ctx.task.spec.unlabeled is None and not ctx.dataset.train:
-            return "no pool to label: no `unlabeled:` data and no train inputs"
-        return super().skip_reason(ctx)
+    def available(self, ctx: Context, cfg) -> int:
+        """The pool's size: what the teacher could label for the student."""
+        return len(build_pool(ctx, cfg.pool)[0])
 
     def prepare(self, ctx: Context) -> Prepared:
         from ladder.training.checks import data_curve, forgetting

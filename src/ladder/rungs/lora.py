@@ -14,7 +14,6 @@ a full model folder that is then evaluated again.
 from __future__ import annotations
 
 import gc
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,8 +104,9 @@ class AdapterSolution(PromptSolution):
         }
 
 
-def short_builder(ctx: Context, max_input_chars: int) -> PromptBuilder:
-    builder = PromptBuilder(ctx.task, parts=SHORT, name="short")
+def short_builder(task, max_input_chars: int) -> PromptBuilder:
+    """The adapter's prompt: instructions, input (cut to `max_input_chars`), answer cue."""
+    builder = PromptBuilder(task, parts=SHORT, name="short")
     builder.max_chars = max_input_chars
     return builder
 
@@ -171,24 +171,35 @@ def base_model(ctx: Context, cfg) -> tuple[str, str]:
     return name, str(entry.locate() if entry.locate else entry.spec.path)
 
 
+# settings that do not change what is trained (the base model's checksum and the data are
+# fingerprinted on their own)
+NOT_HYPERPARAMETERS = {
+    "model",
+    "min_examples",
+    "max_examples",
+    "data_curve",
+    "forgetting",
+    "adjacent",
+    "merge",
+    "teacher",
+    "pool",
+}
+
+
 def hyperparameters(cfg) -> dict[str, Any]:
-    keep = (
-        "r",
-        "alpha",
-        "dropout",
-        "target_modules",
-        "epochs",
-        "lr",
-        "warmup",
-        "batch_size",
-        "batch_tokens",
-        "grad_accum",
-        "patience",
-        "max_input_chars",
-        "max_seq_tokens",
-        "quantize",
-    )
-    return {k: getattr(cfg, k) for k in keep}
+    return cfg.model_dump(exclude=NOT_HYPERPARAMETERS)
+
+
+LOOP_KEYS = (
+    "epochs",
+    "lr",
+    "warmup",
+    "batch_size",
+    "batch_tokens",
+    "grad_accum",
+    "patience",
+    "seed",
+)
 
 
 def fit(
@@ -199,33 +210,20 @@ def fit(
     The one path that lora, distill and the data curve share. A killed training resumes from
     `folder/checkpoints`; a finished adapter with the same fingerprint is reloaded as is.
     """
-    from ladder.registry import registries
     from ladder.training import adapters
-    from ladder.training.data import build_records, records_hash
+    from ladder.training.data import records_hash
     from ladder.training.loop import LoopConfig, train
 
     name, path = base_model(ctx, cfg)
     lm, tok = adapters.load_base(path, cfg.quantize)
-    kind = registries().kinds.get(ctx.task.kind)
-    builder = short_builder(ctx, cfg.max_input_chars)
-
-    def records(exs):
-        return build_records(
-            exs,
-            builder.render,
-            lambda o: " " + kind.render_output(o, ctx.task),
-            tok,
-            cfg.max_seq_tokens,
-        )
-
-    train_recs, skipped = records(examples)
+    train_recs, skipped = records(ctx, cfg, tok, examples)
     if len(train_recs) < cfg.min_examples:
         raise DataError(
-            f"{len(train_recs)} training examples fit the context ({len(skipped)} too long), fewer than "
-            f"rungs.{rung}.min_examples = {cfg.min_examples}.",
+            f"{len(train_recs)} training examples fit the context ({len(skipped)} too long), "
+            f"fewer than rungs.{rung}.min_examples = {cfg.min_examples}.",
             fix="add training data, lower min_examples, or raise max_seq_tokens.",
         )
-    dev_recs, _ = records(ctx.examples("dev"))
+    dev_recs, _ = records(ctx, cfg, tok, ctx.examples("dev"))
     hp = {**hyperparameters(cfg), "seed": ctx.seed}
     fingerprint = {
         "base_sha256": adapters.base_checksum(path),
@@ -235,32 +233,12 @@ def fit(
         "hyperparameters": hp,
     }
     out = folder / "adapter"
-    if (out / adapters.META_FILE).exists() and adapters.read_meta(out).get(
-        "fingerprint"
-    ) == fingerprint:
-        from peft import PeftModel
-
-        with adapters.quiet():
-            model = PeftModel.from_pretrained(lm, str(out))
-        model.eval()
-        meta = adapters.read_meta(out)
-        return Fitted(model, tok, name, path, out, meta, adapters.folder_bytes(out), True)
+    done = adapters.read_meta(out) if (out / adapters.META_FILE).exists() else {}
+    if done.get("fingerprint") == fingerprint:  # this very training finished before
+        model = adapters.attach_saved(lm, out)
+        return Fitted(model, tok, name, path, out, done, adapters.folder_bytes(out), True)
     model = adapters.attach_lora(lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed)
-    loop = LoopConfig(
-        **{
-            k: hp[k]
-            for k in (
-                "epochs",
-                "lr",
-                "warmup",
-                "batch_size",
-                "batch_tokens",
-                "grad_accum",
-                "patience",
-                "seed",
-            )
-        }
-    )
+    loop = LoopConfig(**{k: hp[k] for k in LOOP_KEYS})
     result = train(
         model,
         train_recs,
@@ -272,66 +250,62 @@ def fit(
         progress=ctx.progress,
         desc=desc,
     )
-    meta = adapter_meta(ctx, rung, cfg, name, path, fingerprint, hp)
-    meta["data"] = {
+    data = {
         "source": source,
         "examples": len(train_recs),
         "skipped_too_long": len(skipped),
         "data_hash": ctx.dataset.data_hash,
         "records_hash": fingerprint["records"],
     }
-    meta["training"] = result.summary(len(train_recs))
+    base = {
+        "name": name,
+        "path": path,
+        "sha256": fingerprint["base_sha256"],
+        "quantize": cfg.quantize,
+    }
+    meta = adapters.describe(
+        ctx.task,
+        rung=rung,
+        run_id=ctx.run_id,
+        base=base,
+        prompt=prompt_meta(ctx.task, cfg),
+        hyperparameters=hp,
+        fingerprint=fingerprint,
+        data=data,
+        training=result.summary(len(train_recs)),
+    )
     size = adapters.save_adapter(model, out, meta)
     return Fitted(model, tok, name, path, out, adapters.read_meta(out), size, False)
 
 
-def adapter_meta(
-    ctx: Context, rung: str, cfg, base: str, path: str, fingerprint: dict, hp: dict
-) -> dict[str, Any]:
-    """`ladder-adapter.json` (its fields are documented in `ladder.training.adapters`)."""
-    import ladder
-    from ladder.prompts import BASE
+def records(ctx: Context, cfg, tokenizer, examples: list[Example]):
+    """Token records of examples with the adapter's short prompt; (records, skipped ids)."""
     from ladder.registry import registries
+    from ladder.training.data import build_records
 
-    task, kind = ctx.task, registries().kinds.get(ctx.task.kind)
-    choices = kind.choices(task)
+    kind = registries().kinds.get(ctx.task.kind)
+    builder = short_builder(ctx.task, cfg.max_input_chars)
+    return build_records(
+        examples,
+        builder.render,
+        lambda output: " " + kind.render_output(output, ctx.task),
+        tokenizer,
+        cfg.max_seq_tokens,
+    )
+
+
+def prompt_meta(task, cfg) -> dict[str, Any]:
+    """How the adapter's prompts are rendered: enough to rebuild them outside a climb."""
+    from ladder.prompts import BASE
+
     p = task.spec.prompt
     return {
-        "name": f"{task.name}-{rung}",
-        "rung": rung,
-        "run_id": ctx.run_id,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "ladder_version": ladder.__version__,
-        "base_model": {
-            "name": base,
-            "path": path,
-            "sha256": fingerprint["base_sha256"],
-            "quantize": cfg.quantize,
-        },
-        "task": {
-            "name": task.name,
-            "kind": task.kind,
-            "config_hash": task.config_hash(),
-            "labels": task.labels or None,
-            "output_schema": task.schema,
-        },
-        "prompt": {
-            "template": BASE,
-            "parts": vars(SHORT),
-            "instructions": task.spec.instructions,
-            "input_name": p.input_name,
-            "output_name": p.output_name,
-            "max_input_chars": cfg.max_input_chars,
-        },
-        "answer": {
-            "mode": "score" if choices else "generate",
-            "choices": [" " + c for c in choices] if choices else None,
-            "stop": ["\n"],
-            "max_new_tokens": task.spec.eval.max_new_tokens,
-        },
-        "hyperparameters": hp,
-        "fingerprint": fingerprint,
-        "scores": {},
+        "template": BASE,
+        "parts": vars(SHORT),
+        "instructions": task.spec.instructions,
+        "input_name": p.input_name,
+        "output_name": p.output_name,
+        "max_input_chars": cfg.max_input_chars,
     }
 
 
@@ -405,12 +379,14 @@ class Lora:
         engine = resolve_model(name, ctx.task).spec.engine
         if engine != "hf":
             return f"{name!r} runs on the {engine!r} engine; LoRA needs a local model (rungs.{self.name}.model)"
-        n = len(ctx.dataset.train)
+        n = self.available(ctx, cfg)
         if n < cfg.min_examples:
-            return (
-                f"only {n} training examples (rungs.{self.name}.min_examples is {cfg.min_examples})"
-            )
+            return f"only {n} examples to train on (rungs.{self.name}.min_examples is {cfg.min_examples})"
         return None
+
+    def available(self, ctx: Context, cfg) -> int:
+        """How many examples training could use."""
+        return min(len(ctx.dataset.train), cfg.max_examples or len(ctx.dataset.train))
 
     def prepare(self, ctx: Context) -> Prepared:
         from ladder.training.checks import data_curve, forgetting

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,49 @@ def save_adapter(model, folder: Path, meta: dict[str, Any]) -> int:
     return folder_bytes(folder)
 
 
+def describe(
+    task, *, rung: str, run_id: str, base: dict, prompt: dict, **facts: Any
+) -> dict[str, Any]:
+    """The content of `ladder-adapter.json` (fields in the module docstring); `facts` adds
+    hyperparameters, fingerprint, data and training. Scores are filled in after evaluation."""
+    import ladder
+    from ladder.registry import registries
+
+    choices = registries().kinds.get(task.kind).choices(task)
+    return {
+        "name": f"{task.name}-{rung}",
+        "rung": rung,
+        "run_id": run_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "ladder_version": ladder.__version__,
+        "base_model": base,
+        "task": {
+            "name": task.name,
+            "kind": task.kind,
+            "config_hash": task.config_hash(),
+            "labels": task.labels or None,
+            "output_schema": task.schema,
+        },
+        "prompt": prompt,
+        "answer": {
+            "mode": "score" if choices else "generate",
+            "choices": [" " + c for c in choices] if choices else None,
+            "stop": ["\n"],
+            "max_new_tokens": task.spec.eval.max_new_tokens,
+        },
+        **facts,
+        "scores": {},
+    }
+
+
+def attach_saved(lm, folder: Path):
+    """`lm` with the adapter saved in `folder`, ready for inference."""
+    with quiet():
+        model = _peft().PeftModel.from_pretrained(lm, str(folder))
+    model.eval()
+    return model
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     file = folder / META_FILE
@@ -197,7 +241,6 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 
 def load_adapter(folder: str | Path, base_path: str | None = None):
     """(model with the adapter, tokenizer, metadata); refuses a base whose weights differ."""
-    peft = _peft()
     meta = read_meta(folder)
     base = base_path or meta["base_model"]["path"]
     expected = meta["base_model"]["sha256"]
@@ -209,10 +252,7 @@ def load_adapter(folder: str | Path, base_path: str | None = None):
             fix="load it on the base model it was trained on.",
         )
     lm, tokenizer = load_base(base, meta["base_model"].get("quantize", "none"))
-    with quiet():
-        model = peft.PeftModel.from_pretrained(lm, str(folder))
-    model.eval()
-    return model, tokenizer, meta
+    return attach_saved(lm, Path(folder)), tokenizer, meta
 
 
 def merge_into(model, tokenizer, out: Path) -> int:

@@ -122,6 +122,8 @@ def data_curve(ctx: Context, rung, cfg, train: list[Example], solution) -> list[
 
 def merged_check(ctx: Context, rung: str, fitted, solution, preds: list[Prediction]):
     """Merge the adapter into a full model folder and score that folder on the hold-out."""
+    import torch
+
     from ladder.engines.hf import HFEngine
     from ladder.evaluation.scorecard import dev_summary
     from ladder.rungs.lora import AdapterSolution
@@ -136,7 +138,7 @@ def merged_check(ctx: Context, rung: str, fitted, solution, preds: list[Predicti
         del model
         os.replace(tmp, out)
     name = f"{fitted.base}+{rung}-merged"
-    ctx.set_engine(name, HFEngine(name, str(out)))
+    ctx.set_engine(name, HFEngine(name, str(out), threads=torch.get_num_threads()))
     info = {"merged_from": str(fitted.folder)}
     max_chars = fitted.meta["prompt"]["max_input_chars"]
     sol = AdapterSolution(

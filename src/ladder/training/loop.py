@@ -207,6 +207,7 @@ def save_checkpoint(path: Path, fingerprint: dict, state: LoopState, model, best
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(blob, tmp)
@@ -281,10 +282,22 @@ def train(
             best = _end_epoch(model, dev, cfg, pad_id, state, best, train_loss)
             save_checkpoint(folder / CHECKPOINT, fingerprint, state, model, best, opt, sched)
             state.seconds += time.perf_counter() - t0
+            progress.log(f"{desc}: {epoch_line(state, cfg)}")
     model.eval()
     if best is not None:
         load_trainable(model, best)
     return TrainResult(state, device.type)
+
+
+def epoch_line(state: LoopState, cfg: LoopConfig) -> str:
+    h = state.history[-1]
+    dev = "" if h["dev_loss"] is None else f" · dev loss {h['dev_loss']:.3f}"
+    stop = " · no better on dev: stopping" if state.stopped == "early" else ""
+    speed = state.tokens / state.train_seconds if state.train_seconds else 0.0
+    return (
+        f"epoch {state.epoch}/{cfg.epochs} · train loss {h['train_loss']:.3f}{dev} · "
+        f"{speed:.0f} tok/s · {state.seconds:.0f} s{stop}"
+    )
 
 
 def _start(path: Path, fingerprint: dict, model, opt, sched) -> tuple[LoopState, Any]:
@@ -299,6 +312,8 @@ def _start(path: Path, fingerprint: dict, model, opt, sched) -> tuple[LoopState,
     opt.load_state_dict(blob["optimizer"])
     sched.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["rng"])
+    if blob.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(blob["cuda_rng"])
     return state, blob["best"]
 
 
