@@ -176,7 +176,7 @@ def side_trainer(args) -> dict:
         num_train_epochs=args.epochs,
         learning_rate=1e-3,
         lr_scheduler_type="cosine",
-        warmup_ratio=0.1,
+        warmup_steps=0.1,
         max_grad_norm=1.0,
         save_strategy="no",
         report_to=[],
