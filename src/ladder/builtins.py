@@ -9,6 +9,8 @@ def register(regs: Registries) -> None:
     from ladder import models
     from ladder.evaluation.metrics import BUILTIN_METRICS
     from ladder.kinds import Classify, Extract
+    from ladder.rungs.distill import Distill
+    from ladder.rungs.lora import Lora
     from ladder.rungs.prompting import FewShot, ZeroShot
 
     regs.kinds.register("classify", Classify())
@@ -22,5 +24,7 @@ def register(regs: Registries) -> None:
     # rungs in ladder order: cheapest first
     regs.rungs.register("zero-shot", ZeroShot())
     regs.rungs.register("few-shot", FewShot())
+    regs.rungs.register("lora", Lora())
+    regs.rungs.register("distill", Distill())
     for entry in models.builtin_models():
         regs.models.register(entry.name, entry)

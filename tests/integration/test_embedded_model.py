@@ -22,7 +22,15 @@ def _prepared():
 
 
 def test_climb_email_triage_slice(run_cli):
-    code, out, err = run_cli("climb", ROOT / "examples/email-triage", "--limit", "12", "--all")
+    code, out, err = run_cli(
+        "climb",
+        ROOT / "examples/email-triage",
+        "--rungs",
+        "zero-shot,few-shot",  # the prompting slice; lora has its own test
+        "--limit",
+        "12",
+        "--all",
+    )
     assert code == 0, err
     assert "zero-shot" in out and "few-shot" in out
     run = Store().list_runs("email-triage")[0]

@@ -65,22 +65,13 @@ class HFEngine:
         prefix_cache: bool = True,
         max_prefix_cache_bytes: float = 2e9,
     ):
-        torch = _torch()
         transformers = transformers_offline()
-        self.model = model
-        self.path = path
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # bf16 is slower than fp32 on CPUs without bf16 units (measured 1.7-3.3x here)
-        self.dtype = dtype or ("bfloat16" if self.device == "cuda" else "float32")
-        if self.device == "cpu":
-            torch.set_num_threads(threads or os.cpu_count() or 1)
-        self.max_batch = max_batch
-        self.max_batch_tokens = max_batch_tokens
-        self.use_prefix_cache = prefix_cache
-        self.max_prefix_cache_bytes = max_prefix_cache_bytes
+        torch = _torch()
+        self._configure(model, path, device, dtype, threads)
+        self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-            self.lm = transformers.AutoModelForCausalLM.from_pretrained(
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            lm = transformers.AutoModelForCausalLM.from_pretrained(
                 path, dtype=getattr(torch, self.dtype)
             )
         except (OSError, ValueError) as exc:
@@ -88,7 +79,56 @@ class HFEngine:
                 f"cannot load model {model!r} from {path}: {exc}",
                 fix="check the folder holds a transformers model (config.json, weights, tokenizer).",
             ) from None
-        self.lm.to(self.device).eval()
+        self._attach(lm.to(self.device), tokenizer)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str,
+        lm,
+        tokenizer,
+        *,
+        path: str = "",
+        info: dict[str, Any] | None = None,
+        max_batch: int = 8,
+        max_batch_tokens: int = 4096,
+        prefix_cache: bool = True,
+        max_prefix_cache_bytes: float = 2e9,
+    ) -> HFEngine:
+        """An engine around a model already in memory (e.g. a base model with a LoRA adapter).
+
+        `lm` is used as it is (its device and dtype); `info` adds facts to `info()` (adapter...).
+        """
+        self = cls.__new__(cls)
+        # the caller loaded the model and chose the threads: keep them
+        threads = _torch().get_num_threads()
+        self._configure(model, path, lm.device.type, str(lm.dtype).removeprefix("torch."), threads)
+        self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
+        self._attach(lm, tokenizer)
+        self.extra_info = dict(info or {})
+        return self
+
+    def _configure(self, model, path, device, dtype, threads) -> None:
+        torch = _torch()
+        self.model = model
+        self.path = path
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # bf16 is slower than fp32 on CPUs without bf16 units (measured 1.7-3.3x here)
+        self.dtype = dtype or ("bfloat16" if self.device == "cuda" else "float32")
+        if self.device == "cpu":
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.extra_info: dict[str, Any] = {}
+
+    def _limits(self, max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes) -> None:
+        self.max_batch = max_batch
+        self.max_batch_tokens = max_batch_tokens
+        self.use_prefix_cache = prefix_cache
+        self.max_prefix_cache_bytes = max_prefix_cache_bytes
+
+    def _attach(self, lm, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.lm = lm
+        self.lm.eval()
         cfg = self.lm.config
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
@@ -411,6 +451,7 @@ class HFEngine:
             "parameters": sum(p.numel() for p in self.lm.parameters()),
             "max_batch": self.max_batch,
             "prefix_cache": self.use_prefix_cache,
+            **self.extra_info,
         }
 
     def close(self) -> None:
