@@ -149,7 +149,12 @@ class Distill(Lora):
 
 
 def teacher_cost(teacher: Solution, label: str, preds, kept: int) -> dict[str, Any]:
+    engine = getattr(teacher, "engine", None)
+    # engine, remote model and base URL: the economics price an API teacher by its list price
+    # (or name the missing price), and a local one by its seconds x $/hour
+    info = {k: v for k, v in engine.info().items() if k != "model"} if engine else {}
     return {
+        **info,
         "model": teacher.model,
         "solution": label,
         "calls": len(preds),
