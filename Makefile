@@ -4,7 +4,7 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 # torch stays pinned (constraints.txt): a bare `torch` would pull a multi-GB CUDA build
 PIP      := $(BIN)/python -m pip install -c constraints.txt
-EXTRAS   ?= all,dev,llamacpp
+EXTRAS   ?= all,dev,llamacpp,pg
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: install install-demo demo test test-unit test-integration lint bench clean

@@ -8,11 +8,12 @@ from ladder.registry import Registries
 def register(regs: Registries) -> None:
     from ladder import models
     from ladder.evaluation.metrics import BUILTIN_METRICS
-    from ladder.kinds import Classify, Extract
+    from ladder.kinds import QA, Classify, Extract
     from ladder.rungs.prompting import FewShot, ZeroShot
 
     regs.kinds.register("classify", Classify())
     regs.kinds.register("extract", Extract())
+    regs.kinds.register("qa", QA())
     for m in BUILTIN_METRICS:
         for kind in m.kinds:
             regs.metrics.register(f"{kind}/{m.name}", m)
