@@ -9,7 +9,9 @@ def register(regs: Registries) -> None:
     from ladder import models
     from ladder.evaluation.metrics import BUILTIN_METRICS
     from ladder.kinds import QA, Classify, Extract
+    from ladder.rungs.longcontext import LongContext
     from ladder.rungs.prompting import FewShot, ZeroShot
+    from ladder.rungs.rag import Rag
 
     regs.kinds.register("classify", Classify())
     regs.kinds.register("extract", Extract())
@@ -23,5 +25,7 @@ def register(regs: Registries) -> None:
     # rungs in ladder order: cheapest first
     regs.rungs.register("zero-shot", ZeroShot())
     regs.rungs.register("few-shot", FewShot())
+    regs.rungs.register("rag", Rag())
+    regs.rungs.register("long-context", LongContext())
     for entry in models.builtin_models():
         regs.models.register(entry.name, entry)

@@ -105,6 +105,11 @@ class HFEngine:
 
     # ------------------------------------------------------------ helpers
 
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence (prompt + answer, tokens) the model was trained for."""
+        return getattr(self.lm.config, "max_position_embeddings", None)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text).input_ids)
 

@@ -1,0 +1,68 @@
+"""`ladder ingest`: index a task's documents for the retrieval rungs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ladder.cli.render import RichProgress, console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+
+
+def ingest_cmd(
+    task: Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")],
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="re-read and re-embed every document (new embedding model)"),
+    ] = False,
+    runs: Annotated[
+        str | None,
+        typer.Option("--runs", help="run store folder holding the index (default ./runs or $LADDER_RUNS)"),
+    ] = None,
+) -> None:
+    """Index the task's documents (chunk, embed, store); only new or changed files are re-embedded.
+
+    Run it after editing documents: the next climb or eval answers from the new text, with no
+    retraining. A climb also ingests before the rag rung, so this is never required.
+    """
+    from ladder.dataset import load_examples
+    from ladder.retrieval import evidence
+    from ladder.retrieval.ingest import ingest, open_index, settings_for
+    from ladder.store.db import default_runs_dir
+    from ladder.task import load_task
+
+    t = load_task(task)
+    settings = settings_for(t)
+    with RichProgress() as progress:
+        store = open_index(t, runs or default_runs_dir(), settings)
+        with progress.task("loading the embedding model", total=None):
+            from ladder.retrieval.embed import Embedder
+
+            embedder = Embedder()
+        report = ingest(t, store, embedder, settings, progress, rebuild=rebuild)
+    docs = store.documents()
+    meta = store.meta()
+    store.close()
+    console.print(f"[bold]Index[/]     {report.location}  ({meta['embedder']}, {meta['dim']} dims)")
+    skipped = f"   (skipped, unsupported type: {', '.join(report.skipped)})" if report.skipped else ""
+    console.print(
+        f"[bold]Documents[/] {len(docs)}: {len(report.added)} added · {len(report.changed)} changed"
+        f" · {len(report.unchanged)} unchanged · {len(report.removed)} removed{skipped}"
+    )
+    console.print(
+        f"[bold]Chunks[/]    {report.chunks} in the index · {report.embedded} embedded now"
+        f" · {report.seconds:.1f} s"
+    )
+    examples, path, _ = load_examples(t)
+    if evidence.has_evidence(examples):
+        evidence.resolve_evidence(t, examples, set(docs), path)
+        cited = {d for e in examples for d in evidence.gold_docs(e)}
+        asking = sum(bool(evidence.gold_docs(e)) for e in examples)
+        console.print(
+            f"[bold]Evidence[/]  {asking} questions cite {len(cited)} documents: all found"
+        )
