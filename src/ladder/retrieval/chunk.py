@@ -77,27 +77,15 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
 
 
 def _split(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
-    """Cut [start, end) into pieces of at most `size` characters at the strongest boundary."""
+    """Cut a paragraph longer than `size` into lines, else sentences, else words (recursively)."""
     if end - start <= size:
         return [(start, end)]
     piece = text[start:end]
     for pattern in (r"\n", _SENTENCE.pattern, r"\s+"):
-        cuts = [start] + [start + m.end() for m in re.finditer(pattern, piece)] + [end]
+        cuts = sorted({start, end, *(start + m.end() for m in re.finditer(pattern, piece))})
         if len(cuts) > 2:
-            return _pack_cuts(text, cuts, size)
+            return [p for s, e in zip(cuts, cuts[1:]) for p in _split(text, s, e, size)]
     return [(s, min(s + size, end)) for s in range(start, end, size)]  # one endless word
-
-
-def _pack_cuts(text: str, cuts: list[int], size: int) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    begin = cuts[0]
-    for prev, cut in zip(cuts, cuts[1:]):
-        if cut - begin > size and prev > begin:
-            out.append((begin, prev))
-            begin = prev
-    out.append((begin, cuts[-1]))
-    # a piece can still be too long (one long line or sentence): cut it at the next boundary
-    return [p for s, e in out for p in (_split(text, s, e, size) if e - s > size else [(s, e)])]
 
 
 def _units(doc: Document, size: int) -> list[_Unit]:
