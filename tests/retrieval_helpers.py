@@ -54,7 +54,11 @@ QUESTIONS = [
 
 
 def write_qa_task(
-    root: Path, docs: dict[str, str] | None = None, questions=None, extra_yaml: str = ""
+    root: Path,
+    docs: dict[str, str] | None = None,
+    questions=None,
+    extra_yaml: str = "",
+    eval_yaml: str = "",
 ) -> Path:
     """A small qa task with documents; every question in the hold-out unless `extra_yaml` splits."""
     root.mkdir(parents=True, exist_ok=True)
@@ -68,7 +72,7 @@ def write_qa_task(
     (root / "task.yaml").write_text(
         "name: tiny-qa\nkind: qa\ninstructions: Answer from the shop's help pages.\n"
         "data: {path: questions.jsonl, id: id, input: q, output: a, meta: [evidence]}\n"
-        "documents: docs\n" + split + "eval: {bootstrap: 200, repeats: 0}\n" + extra_yaml
+        "documents: docs\n" + split + f"eval: {{bootstrap: 200, repeats: 0{eval_yaml}}}\n" + extra_yaml
     )
     return root
 

@@ -192,3 +192,46 @@ def test_bad_rag_settings_name_the_line(tmp_path, run_cli):
     task = write_qa_task(tmp_path / "t", extra_yaml="rungs:\n  rag: {chunk_size: 100, chunk_overlap: 200}\n")
     code, _, err = run_cli("ingest", task)
     assert code == 2 and "chunk_overlap must be smaller than chunk_size" in err
+
+
+TINY_DOCS = {
+    "a.md": "# alpha\n\nthe invoice is for the order and the refund is today .",
+    "b.md": "# beta\n\nthe meeting is on friday with the family and a friend .",
+}
+TINY_QUESTIONS = [
+    ("t1", "the invoice is for ?", "the order", ["a.md"]),
+    ("t2", "the meeting is on ?", "friday", ["b.md"]),
+    ("t3", "the refund is ?", "today", ["a.md"]),
+    ("t4", "the meeting is with ?", "the family", ["b.md"]),
+]
+
+
+def test_long_context_on_a_real_engine_reuses_the_corpus_cache(tmp_path):
+    """Tiny Gemma 3: the corpus prefix is computed once and answers equal a cache-free engine's."""
+    pytest.importorskip("torch")
+    from tiny_model import build_tiny_model
+
+    from ladder.engines.hf import HFEngine
+
+    model = build_tiny_model(tmp_path / "tiny", sliding_window=16)
+    task = write_qa_task(
+        tmp_path / "t", TINY_DOCS, TINY_QUESTIONS, ALL_HOLDOUT, eval_yaml=", max_new_tokens: 4"
+    )
+    outputs, engines = {}, {}
+    for cached in (True, False):
+        engines[cached] = HFEngine("tiny", str(model), max_batch=2, prefix_cache=cached)
+
+        def hook(ctx, eng=engines[cached]):
+            ctx.set_engine("fake", eng)
+
+        res = climb(
+            task,
+            ClimbOptions(model="fake", rungs=["long-context"], runs_dir=str(tmp_path / f"r{cached}")),
+            ctx_hook=hook,
+        )
+        card = res.scorecards[0]
+        preds = Store(tmp_path / f"r{cached}").predictions(res.run_id, card.rung, card.variant, "holdout")
+        outputs[cached] = {k: p.raw for k, p in preds.items()}
+        assert card.solution["prefix_tokens"] > 48 and card.engine["context_length"] == 512
+    assert outputs[True] == outputs[False]
+    assert engines[True].stats["prefix_tokens_saved"] > 0 and engines[False].stats["prefix_tokens_saved"] == 0

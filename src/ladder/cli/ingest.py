@@ -38,16 +38,15 @@ def ingest_cmd(
 
     t = load_task(task)
     settings = settings_for(t)
-    with RichProgress() as progress:
-        store = open_index(t, runs or default_runs_dir(), settings)
-        with progress.task("loading the embedding model", total=None):
-            from ladder.retrieval.embed import Embedder
+    from ladder.retrieval.embed import Embedder
 
-            embedder = Embedder()
-        report = ingest(t, store, embedder, settings, progress, rebuild=rebuild)
-    docs = store.documents()
-    meta = store.meta()
-    store.close()
+    store = open_index(t, runs or default_runs_dir(), settings)
+    try:
+        with RichProgress() as progress:
+            report = ingest(t, store, Embedder(), settings, progress, rebuild=rebuild)
+        docs, meta = store.documents(), store.meta()
+    finally:
+        store.close()
     console.print(f"[bold]Index[/]     {report.location}  ({meta['embedder']}, {meta['dim']} dims)")
     skipped = f"   (skipped, unsupported type: {', '.join(report.skipped)})" if report.skipped else ""
     console.print(

@@ -416,6 +416,7 @@ class HFEngine:
             "parameters": sum(p.numel() for p in self.lm.parameters()),
             "max_batch": self.max_batch,
             "prefix_cache": self.use_prefix_cache,
+            "context_length": self.context_length,
         }
 
     def close(self) -> None:

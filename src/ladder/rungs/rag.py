@@ -155,6 +155,7 @@ class Rag:
         cfg: RagConfig = ctx.rung_config(self)
         settings = settings_for(ctx.task)
         store = open_index(ctx.task, ctx.store.runs_dir, settings)
+        ctx.on_close(store.close)
         report = ingest(ctx.task, store, ctx.embedder(), settings, ctx.progress)
         docs = store.documents()
         self._guard_resume(ctx, store.location, docs)
