@@ -72,7 +72,10 @@ def write_qa_task(
     (root / "task.yaml").write_text(
         "name: tiny-qa\nkind: qa\ninstructions: Answer from the shop's help pages.\n"
         "data: {path: questions.jsonl, id: id, input: q, output: a, meta: [evidence]}\n"
-        "documents: docs\n" + split + f"eval: {{bootstrap: 200, repeats: 0{eval_yaml}}}\n" + extra_yaml
+        "documents: docs\n"
+        + split
+        + f"eval: {{bootstrap: 200, repeats: 0{eval_yaml}}}\n"
+        + extra_yaml
     )
     return root
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from retrieval_helpers import HashEmbedder, write_qa_task
 
 from ladder.climb import ClimbOptions, climb
 from ladder.engines.fake import FakeEngine
 from ladder.retrieval.index import IndexStoreError, Retriever, open_store
 from ladder.retrieval.ingest import IngestSettings, ingest
 from ladder.task import load_task
+from retrieval_helpers import HashEmbedder, write_qa_task
 
 pytestmark = pytest.mark.integration
 

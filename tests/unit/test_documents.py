@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from retrieval_helpers import DOCS, make_pdf
 
 from ladder.errors import DataError, TaskError
 from ladder.retrieval.chunk import chunk_document
 from ladder.retrieval.documents import Document, load_corpus, load_document, scan
 from ladder.task import load_task
+from retrieval_helpers import DOCS, make_pdf
 
 
 @pytest.fixture
@@ -93,7 +95,9 @@ def doc(text: str, kind: str = "markdown") -> Document:
 
 
 def test_headings_start_chunks_and_chunks_are_spans_of_the_text():
-    text = "# Title\n\nIntro line.\n\n## A\n\nAlpha one.\n\n## B\n\n### B1\n\nBeta one.\n\nBeta two."
+    text = (
+        "# Title\n\nIntro line.\n\n## A\n\nAlpha one.\n\n## B\n\n### B1\n\nBeta one.\n\nBeta two."
+    )
     chunks = chunk_document(doc(text), size=200, overlap=0)
     assert [c.heading for c in chunks] == ["Title", "A", "B1"]
     assert chunks[2].text.startswith("## B\n\n### B1")  # a lone heading joins the next section
@@ -107,7 +111,7 @@ def test_long_sections_split_at_sentences_with_overlap():
     text = "## Policy\n\n" + " ".join(sentences)
     chunks = chunk_document(doc(text), size=200, overlap=60)
     assert len(chunks) > 3 and all(len(c.text) <= 200 for c in chunks)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.start < a.end  # neighbours share text...
         assert text[b.start : a.end].strip().endswith(".")  # ...made of whole sentences
     assert all(c.heading == "Policy" for c in chunks)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from retrieval_helpers import HashEmbedder, write_qa_task
 
 from ladder.errors import DataError
 from ladder.retrieval.index import IndexStoreError, Retriever, SqliteVecStore
 from ladder.retrieval.ingest import IngestSettings, index_location, ingest
 from ladder.task import load_task
+from retrieval_helpers import HashEmbedder, write_qa_task
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_bad_document_leaves_the_index_as_it_was(setup):
     docs = task.resolve("docs")
     (docs / "returns.md").write_text("# Returns\n\nNow 90 days.")
     (docs / "zz-broken.txt").write_bytes(b"\xff\xfe broken")
-    with pytest.raises(DataError, match="zz-broken.txt"):
+    with pytest.raises(DataError, match=r"zz-broken\.txt"):
         ingest(task, store, emb, IngestSettings())
     assert [(c.id, c.text) for c in store.chunks()] == before
 
@@ -91,7 +91,9 @@ def test_index_location_is_in_the_run_store_unless_a_url_is_given(setup, tmp_pat
         tmp_path / "tiny-qa" / "index" / "index.sqlite"
     )
     monkeypatch.setenv("PG_URL", "postgresql://u@h/db")
-    assert index_location(task, tmp_path, IngestSettings(index_url="$PG_URL")) == "postgresql://u@h/db"
+    assert (
+        index_location(task, tmp_path, IngestSettings(index_url="$PG_URL")) == "postgresql://u@h/db"
+    )
     monkeypatch.delenv("PG_URL")
     with pytest.raises(Exception, match="PG_URL, which is not set"):
         index_location(task, tmp_path, IngestSettings(index_url="$PG_URL"))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from retrieval_helpers import QUESTIONS, HashEmbedder, write_qa_task
 
 from ladder.climb import ClimbOptions, climb
 from ladder.engines.fake import FakeEngine
 from ladder.errors import DataError, LadderError
 from ladder.kinds import normalize_answer
 from ladder.store.db import Store
+from retrieval_helpers import QUESTIONS, HashEmbedder, write_qa_task
 
 GOLD = {q: a for _, q, a, _ in QUESTIONS}
 ALL_HOLDOUT = "split: {train: 0.0, dev: 0.0, holdout: 1.0}\n"
@@ -22,7 +22,9 @@ def last_block(prompt: str) -> tuple[dict[int, str], str]:
     """The passages and the question of the prompt's last Passages: block."""
     block = prompt.rsplit("Passages:\n", 1)[-1]
     question = block.rsplit("Question: ", 1)[-1].split("\n", 1)[0]
-    found = re.findall(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", block, re.M | re.S)
+    found = re.findall(
+        r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", block, re.M | re.S
+    )
     return {int(n): text for n, text in found}, question
 
 
@@ -51,7 +53,9 @@ def run(task_dir, responder=None, rungs=("rag",), real_embedder=False, **opts):
             ctx._embedder = HashEmbedder()
 
     return climb(
-        task_dir, ClimbOptions(model="fake", rungs=list(rungs), all_rungs=True, **opts), ctx_hook=hook
+        task_dir,
+        ClimbOptions(model="fake", rungs=list(rungs), all_rungs=True, **opts),
+        ctx_hook=hook,
     )
 
 
@@ -67,7 +71,9 @@ def test_rag_climb_measures_answers_retrieval_and_citations(tmp_path):
     assert r["citation_correctness"]["value"] == 1.0 and r["groundedness"]["value"] == 1.0
     assert card.metrics["exact_match"].value >= r["hit_rate"]["value"] - 0.34
     tuning = card.extras["retrieval_tuning"]
-    assert set(tuning["modes"]) == {"dense", "bm25", "hybrid"} and tuning["chosen"] in tuning["modes"]
+    assert (
+        set(tuning["modes"]) == {"dense", "bm25", "hybrid"} and tuning["chosen"] in tuning["modes"]
+    )
     assert card.extras["index"]["documents"] == 3 and card.extras["index"]["chunks"] > 3
     preds = Store().predictions(res.run_id, "rag", card.variant, "holdout")
     answered = [p for p in preds.values() if p.output != "unanswerable"]
@@ -143,13 +149,17 @@ def test_long_context_over_budget_is_skipped_with_the_numbers(tmp_path):
     res = run(task, rungs=("long-context",))
     reason = res.skipped["long-context"]
     assert not res.scorecards
-    assert re.search(r"4 documents\) is [\d,]+ tokens in the prompt, over the budget of \d+", reason)
+    assert re.search(
+        r"4 documents\) is [\d,]+ tokens in the prompt, over the budget of \d+", reason
+    )
     assert "max_tokens 300" in reason
 
 
 def test_retrieval_rungs_skip_tasks_they_cannot_serve(tmp_path, classify_task):
     task = write_qa_task(tmp_path / "t")
-    (task / "task.yaml").write_text((task / "task.yaml").read_text().replace("documents: docs\n", ""))
+    (task / "task.yaml").write_text(
+        (task / "task.yaml").read_text().replace("documents: docs\n", "")
+    )
     res = run(task, rungs=("rag", "long-context"))
     assert res.skipped == {
         "rag": "the task has no `documents:` folder for rag to draw on",
@@ -189,7 +199,9 @@ def test_resuming_after_the_documents_changed_is_refused(tmp_path):
 
 
 def test_bad_rag_settings_name_the_line(tmp_path, run_cli):
-    task = write_qa_task(tmp_path / "t", extra_yaml="rungs:\n  rag: {chunk_size: 100, chunk_overlap: 200}\n")
+    task = write_qa_task(
+        tmp_path / "t", extra_yaml="rungs:\n  rag: {chunk_size: 100, chunk_overlap: 200}\n"
+    )
     code, _, err = run_cli("ingest", task)
     assert code == 2 and "chunk_overlap must be smaller than chunk_size" in err
 
@@ -209,9 +221,8 @@ TINY_QUESTIONS = [
 def test_long_context_on_a_real_engine_reuses_the_corpus_cache(tmp_path):
     """Tiny Gemma 3: the corpus prefix is computed once and answers equal a cache-free engine's."""
     pytest.importorskip("torch")
-    from tiny_model import build_tiny_model
-
     from ladder.engines.hf import HFEngine
+    from tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny", sliding_window=16)
     task = write_qa_task(
@@ -226,12 +237,19 @@ def test_long_context_on_a_real_engine_reuses_the_corpus_cache(tmp_path):
 
         res = climb(
             task,
-            ClimbOptions(model="fake", rungs=["long-context"], runs_dir=str(tmp_path / f"r{cached}")),
+            ClimbOptions(
+                model="fake", rungs=["long-context"], runs_dir=str(tmp_path / f"r{cached}")
+            ),
             ctx_hook=hook,
         )
         card = res.scorecards[0]
-        preds = Store(tmp_path / f"r{cached}").predictions(res.run_id, card.rung, card.variant, "holdout")
+        preds = Store(tmp_path / f"r{cached}").predictions(
+            res.run_id, card.rung, card.variant, "holdout"
+        )
         outputs[cached] = {k: p.raw for k, p in preds.items()}
         assert card.solution["prefix_tokens"] > 48 and card.engine["context_length"] == 512
     assert outputs[True] == outputs[False]
-    assert engines[True].stats["prefix_tokens_saved"] > 0 and engines[False].stats["prefix_tokens_saved"] == 0
+    assert (
+        engines[True].stats["prefix_tokens_saved"] > 0
+        and engines[False].stats["prefix_tokens_saved"] == 0
+    )

@@ -22,7 +22,9 @@ def ingest_cmd(
     ] = False,
     runs: Annotated[
         str | None,
-        typer.Option("--runs", help="run store folder holding the index (default ./runs or $LADDER_RUNS)"),
+        typer.Option(
+            "--runs", help="run store folder holding the index (default ./runs or $LADDER_RUNS)"
+        ),
     ] = None,
 ) -> None:
     """Index the task's documents (chunk, embed, store); only new or changed files are re-embedded.
@@ -48,7 +50,9 @@ def ingest_cmd(
     finally:
         store.close()
     console.print(f"[bold]Index[/]     {report.location}  ({meta['embedder']}, {meta['dim']} dims)")
-    skipped = f"   (skipped, unsupported type: {', '.join(report.skipped)})" if report.skipped else ""
+    skipped = (
+        f"   (skipped, unsupported type: {', '.join(report.skipped)})" if report.skipped else ""
+    )
     console.print(
         f"[bold]Documents[/] {len(docs)}: {len(report.added)} added · {len(report.changed)} changed"
         f" · {len(report.unchanged)} unchanged · {len(report.removed)} removed{skipped}"

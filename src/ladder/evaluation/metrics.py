@@ -91,7 +91,9 @@ BUILTIN_METRICS = [
         "validity", ("extract",), json_validity, "share of outputs that parse and match the schema"
     ),
     Metric("token_f1", ("qa",), token_f1, "mean token F1 against the gold answer (SQuAD)"),
-    Metric("exact_match", ("qa",), exact_match, "share of answers equal to the gold after normalising"),
+    Metric(
+        "exact_match", ("qa",), exact_match, "share of answers equal to the gold after normalising"
+    ),
     Metric("validity", ("qa",), json_validity, "share of non-empty answers"),
 ]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ladder.retrieval.documents import Document
 
@@ -59,9 +60,9 @@ def _heading_of(line: str, kind: str) -> str | None:
         return m.group(1).strip("*_ ")
     letters = [c for c in line if c.isalpha()]
     # plain text and PDF: a short line in capitals ("STEP 1 - PAIR NEAR THE HUB")
-    if kind in ("text", "pdf") and len(line) <= 80 and len(letters) >= 3:
-        if all(c.isupper() for c in letters):
-            return line.strip(" =-:")
+    short = len(line) <= 80 and len(letters) >= 3
+    if kind in ("text", "pdf") and short and all(c.isupper() for c in letters):
+        return line.strip(" =-:")
     return None
 
 
@@ -84,7 +85,7 @@ def _split(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
     for pattern in (r"\n", _SENTENCE.pattern, r"\s+"):
         cuts = sorted({start, end, *(start + m.end() for m in re.finditer(pattern, piece))})
         if len(cuts) > 2:
-            return [p for s, e in zip(cuts, cuts[1:]) for p in _split(text, s, e, size)]
+            return [p for s, e in pairwise(cuts) for p in _split(text, s, e, size)]
     return [(s, min(s + size, end)) for s in range(start, end, size)]  # one endless word
 
 

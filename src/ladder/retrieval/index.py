@@ -150,9 +150,7 @@ class SqliteVecStore:
         return [ChunkRecord(*r) for r in rows]
 
     def _ensure_vectors(self, dim: int) -> None:
-        exists = self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'vectors'"
-        ).fetchall()
+        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vectors'").fetchall()
         if not exists:
             self.db.execute(
                 f"CREATE VIRTUAL TABLE vectors USING vec0(embedding float[{dim}] distance_metric=cosine)"
@@ -180,7 +178,7 @@ class SqliteVecStore:
                 )
                 for c, vec in zip(u.chunks, u.vectors):
                     self.db.execute(
-                        "INSERT INTO chunks (id, doc_id, ordinal, heading, text, start, \"end\") "
+                        'INSERT INTO chunks (id, doc_id, ordinal, heading, text, start, "end") '
                         "VALUES (?,?,?,?,?,?,?)",
                         (c.id, c.doc_id, c.ordinal, c.heading, c.text, c.start, c.end),
                     )
@@ -192,7 +190,9 @@ class SqliteVecStore:
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
 
     def _delete(self, doc_id: str) -> None:
-        rowids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE doc_id=?", (doc_id,))]
+        rowids = [
+            r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE doc_id=?", (doc_id,))
+        ]
         self.db.executemany("DELETE FROM vectors WHERE rowid=?", [(r,) for r in rowids])
         self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
@@ -290,9 +290,7 @@ class Retriever:
         results = []
         for qi in range(len(queries)):
             ranked = lists[0][qi] if mode != "hybrid" else self._fuse([lst[qi] for lst in lists])
-            results.append(
-                [Hit(self.by_id[cid], s, r) for r, (cid, s) in enumerate(ranked[:k], 1)]
-            )
+            results.append([Hit(self.by_id[cid], s, r) for r, (cid, s) in enumerate(ranked[:k], 1)])
         return results
 
     def _fuse(self, ranked_lists: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:

@@ -16,6 +16,7 @@ gets hit-rate@k, MRR, citation correctness and groundedness (`extras["retrieval"
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -161,10 +162,16 @@ class Rag:
         self._guard_resume(ctx, store.location, docs)
         ev.resolve_evidence(ctx.task, ctx.dataset.examples, set(docs), ctx.dataset.source)
         retriever = Retriever(store, ctx.embedder(), cfg.rrf_k)
-        tuning = tune_modes(retriever, ctx.examples("dev"), cfg.modes, max(cfg.k))
+        forced = re.fullmatch(r"(dense|bm25|hybrid)-k([1-9]\d*)", ctx.variant or "")
+        if forced:  # `--variant hybrid-k3`: no tuning, no dev selection
+            tuning = {"chosen": forced.group(1), "note": f"forced by --variant {ctx.variant}"}
+            ks = [int(forced.group(2))]
+        else:
+            tuning = tune_modes(retriever, ctx.examples("dev"), cfg.modes, max(cfg.k))
+            ks = sorted(cfg.k)
         mode = tuning["chosen"]
         demo = self._demo(ctx, retriever, mode) if cfg.demonstration else ""
-        cands = [RagSolution(ctx, retriever, mode, k, demo, cfg.model) for k in sorted(cfg.k)]
+        cands = [RagSolution(ctx, retriever, mode, k, demo, cfg.model) for k in ks]
         prepared = select_on_dev(ctx, cands, self.name)
         prepared.extras = {
             "index": {
