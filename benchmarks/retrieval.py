@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "banking77"
 
 
-def real_embeddings(n_queries: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+def real_embeddings(data: Path, n_queries: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     from ladder.retrieval.embed import Embedder
 
     texts = []
     for name in ("train.csv", "test.csv"):
-        with (DATA / name).open(newline="") as f:
+        with (data / name).open(newline="") as f:
             texts += [row["text"] for row in csv.DictReader(f)]
     rng = np.random.default_rng(0)
     rng.shuffle(texts)
@@ -142,13 +142,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--texts", type=int, default=None, help="real sentences to embed (default all)")
     ap.add_argument("--pg", action="store_true", help="also PostgreSQL + pgvector (pgserver)")
+    ap.add_argument("--data", default=str(DATA), help="the banking77 folder of shared datasets")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
 
     from ladder import provenance
     from ladder.fsutil import atomic_write_json
 
-    base, queries = real_embeddings(args.queries, args.texts)
+    base, queries = real_embeddings(Path(args.data), args.queries, args.texts)
     pg_url, server = None, None
     if args.pg:
         import pgserver

@@ -92,6 +92,7 @@ def test_product_qa_rag_slice(tmp_path, run_cli):
     run = Store().list_runs("product-qa")[0]
     card = Store().scorecards(run["id"])[0]
     assert card["n"] == 3 and card["variant"] == "hybrid-k3"
+    assert "retrieval (hybrid): hit@3" in " ".join(out.split())
     assert card["extras"]["index"]["documents"] == 40 and card["extras"]["index"]["chunks"] > 300
     r = card["extras"]["retrieval"]
     assert r["hit_rate"]["n"] >= 1 and 0.0 <= r["mrr"]["value"] <= 1.0
