@@ -4,7 +4,9 @@ Both sides hold the very same vectors and answer the same queries (top 10 by cos
 side goes through Ladder's store API (`SqliteVecStore.apply` / `.search`: documents, chunks and
 vectors written in one transaction, as ingestion does); the baseline is a float32 matrix in
 memory, `X @ q` and `argpartition`. recall@10 is the index's top 10 against the exact top 10.
-With `--pg`, PostgreSQL + pgvector (HNSW, started from the `pgserver` package) runs too.
+With `--pg`, PostgreSQL + pgvector (HNSW, started from the `pgserver` package) runs too; with
+`--lancedb`, LanceDB (the other embedded candidate: flat scan, then an IVF-PQ index), which is
+how the embedded index was chosen.
 
 Embeddings: real all-MiniLM-L6-v2 vectors of the 13,102 banking77 sentences
 (../shared/datasets, about a minute to embed on 2 cores), expanded to the requested size by
@@ -13,7 +15,7 @@ renormalising. That keeps the anisotropy and cluster structure of real sentence 
 (what approximate indexes are sensitive to) without embedding 100k texts this machine does not
 have. Queries are 200 further banking77 sentences, embedded the same way but never added.
 
-    python benchmarks/retrieval.py --sizes 10000,100000 [--pg]      # the full run
+    python benchmarks/retrieval.py --sizes 10000,100000 --pg --lancedb   # the full run
     python benchmarks/retrieval.py --sizes 2000 --queries 50        # a quick check
 
 Writes benchmarks/results/retrieval.json with machine info.
@@ -93,7 +95,9 @@ def measure(search, queries: np.ndarray, exact: list[set[str]]) -> dict:
     }
 
 
-def run_size(n: int, base: np.ndarray, queries: np.ndarray, pg_url: str | None) -> dict:
+def run_size(
+    n: int, base: np.ndarray, queries: np.ndarray, pg_url: str | None, lance: bool
+) -> dict:
     from ladder.retrieval.index import SqliteVecStore
 
     vectors = expand(base, n)
@@ -133,7 +137,36 @@ def run_size(n: int, base: np.ndarray, queries: np.ndarray, pg_url: str | None) 
         store.close()
         print(f"{n:>7} chunks  {name:<14} build {build:7.1f} s  {result[name]}")
     print(f"{n:>7} chunks  numpy          {result['numpy']}")
+    if lance:
+        result["lancedb"] = run_lancedb(vectors, ids, queries, exact)
+        print(f"{n:>7} chunks  lancedb        {result['lancedb']}")
     return result
+
+
+def run_lancedb(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, exact) -> dict:
+    """LanceDB on the same vectors: a flat scan, then an IVF-PQ index (refined) if n allows."""
+    import lancedb
+
+    db = lancedb.connect(tempfile.mkdtemp())
+    rows = [{"id": str(i), "vector": v} for i, v in zip(ids, vectors)]
+    t0 = time.perf_counter()
+    table = db.create_table("chunks", data=rows)
+    out: dict = {"build_s": round(time.perf_counter() - t0, 2)}
+    out["chunks_per_s"] = round(len(ids) / out["build_s"])
+
+    def search(q, **kw):
+        query = table.search(q).metric("cosine").limit(10)
+        for name, value in kw.items():
+            query = getattr(query, name)(value)
+        return query.to_arrow()["id"].to_pylist()
+
+    out["flat"] = measure(search, queries, exact)
+    if len(ids) >= 10_000:  # IVF-PQ needs enough rows to train its partitions
+        t0 = time.perf_counter()
+        table.create_index(metric="cosine", vector_column_name="vector")
+        out["ivf_pq_index_s"] = round(time.perf_counter() - t0, 2)
+        out["ivf_pq"] = measure(lambda q: search(q, nprobes=20, refine_factor=10), queries, exact)
+    return out
 
 
 def main() -> None:
@@ -142,6 +175,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--texts", type=int, default=None, help="real sentences to embed (default all)")
     ap.add_argument("--pg", action="store_true", help="also PostgreSQL + pgvector (pgserver)")
+    ap.add_argument("--lancedb", action="store_true", help="also LanceDB (if installed)")
     ap.add_argument("--data", default=str(DATA), help="the banking77 folder of shared datasets")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
@@ -157,7 +191,9 @@ def main() -> None:
         server = pgserver.get_server(tempfile.mkdtemp(), cleanup_mode="stop")
         pg_url = server.get_uri()
     try:
-        sizes = [run_size(int(s), base, queries, pg_url) for s in args.sizes.split(",")]
+        sizes = [
+            run_size(int(s), base, queries, pg_url, args.lancedb) for s in args.sizes.split(",")
+        ]
     finally:
         if server is not None:
             server.cleanup()

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def pg_url(tmp_path_factory):
-    pgserver = pytest.importorskip("pgserver")
+    # platformdirs (under pgserver) warns when there is no runtime dir, as in CI containers
     os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
+    pgserver = pytest.importorskip("pgserver")
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
