@@ -253,3 +253,23 @@ def test_long_context_on_a_real_engine_reuses_the_corpus_cache(tmp_path):
         engines[True].stats["prefix_tokens_saved"] > 0
         and engines[False].stats["prefix_tokens_saved"] == 0
     )
+
+
+def test_prompting_rungs_climb_qa_tasks_too(tmp_path):
+    task = write_qa_task(
+        tmp_path / "t",
+        extra_yaml="split: {train: 0.6, dev: 0.0, holdout: 0.4}\n"
+        "rungs: {few-shot: {k: [2], selection: [random]}}\n",
+    )
+    prompts = []
+
+    def capture(req):
+        prompts.append(req.prompt)
+        return " 45 days"
+
+    res = run(task, capture, rungs=("zero-shot", "few-shot", "rag", "long-context"))
+    assert [c.rung for c in res.scorecards] == ["zero-shot", "few-shot", "rag", "long-context"]
+    for card in res.scorecards:
+        assert set(card.metrics) == {"token_f1", "exact_match", "validity"}
+        assert card.primary_metric == "token_f1" and card.validity == 1.0
+    assert any("answer: unanswerable" in p for p in prompts)  # the qa answer format

@@ -173,21 +173,7 @@ class Rag:
         demo = self._demo(ctx, retriever, mode) if cfg.demonstration else ""
         cands = [RagSolution(ctx, retriever, mode, k, demo, cfg.model) for k in ks]
         prepared = select_on_dev(ctx, cands, self.name)
-        prepared.extras = {
-            "index": {
-                "location": store.location,
-                "documents": len(docs),
-                "chunks": report.chunks,
-                "ingest": {
-                    "added": len(report.added),
-                    "changed": len(report.changed),
-                    "removed": len(report.removed),
-                    "embedded_chunks": report.embedded,
-                    "seconds": report.seconds,
-                },
-            },
-            "retrieval_tuning": tuning,
-        }
+        prepared.extras = {"index": index_facts(store, report), "retrieval_tuning": tuning}
         return prepared
 
     def _guard_resume(self, ctx: Context, location: str, docs) -> None:
@@ -218,6 +204,22 @@ class Rag:
                 answer = kind.render_output(ex.output, ctx.task)
                 return f"Passages:\n{text}\n\nQuestion: {ex.input}\nAnswer: {answer} [2]"
         return ""
+
+
+def index_facts(store, report) -> dict[str, Any]:
+    """What the scorecard records about the index the rung answered from."""
+    return {
+        "location": store.location,
+        "documents": len(store.documents()),
+        "chunks": report.chunks,
+        "ingest": {
+            "added": len(report.added),
+            "changed": len(report.changed),
+            "removed": len(report.removed),
+            "embedded_chunks": report.embedded,
+            "seconds": report.seconds,
+        },
+    }
 
 
 def tune_modes(retriever: Retriever, dev: list[Example], modes: list[str], k: int) -> dict:
