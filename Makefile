@@ -45,6 +45,8 @@ lint: install
 bench: install
 	$(BIN)/ladder models prepare
 	$(BIN)/python benchmarks/eval_throughput.py
+	$(BIN)/python benchmarks/retrieval.py --sizes 10000,100000 --pg --lancedb
+	$(BIN)/python benchmarks/prefix_cache.py --docs 12 --questions 6
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -179,6 +179,12 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA), help="the banking77 folder of shared datasets")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
+    if args.lancedb:
+        import importlib.util
+
+        if importlib.util.find_spec("lancedb") is None:  # not a Ladder dependency
+            print("lancedb is not installed: its row is skipped (pip install lancedb)")
+            args.lancedb = False
 
     from ladder import provenance
     from ladder.fsutil import atomic_write_json

@@ -123,6 +123,7 @@ class SqliteVecStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = apsw.Connection(str(self.path))
+            self.db.setbusytimeout(30_000)  # ms: wait for another process's ingest to commit
             self.db.enable_load_extension(True)
             self.db.load_extension(sqlite_vec.loadable_path())
             self.db.enable_load_extension(False)
