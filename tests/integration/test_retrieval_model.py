@@ -84,7 +84,9 @@ def product_qa_copy(tmp_path, old: str, new: str) -> Path:
 
 def test_product_qa_rag_slice(tmp_path, run_cli):
     # the bundled task as shipped, less the sampled repeats (9 of the 12 generations here)
-    task = product_qa_copy(tmp_path, "eval: {repeats: 3, consistency_sample: 8}", "")
+    task = product_qa_copy(
+        tmp_path, "eval: {repeats: 3, consistency_sample: 8}", "eval: {repeats: 0}"
+    )
     code, out, err = run_cli(
         "eval", task, "--rung", "rag", "--variant", "hybrid-k3", "--limit", "3"
     )
