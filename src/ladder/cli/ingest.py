@@ -27,10 +27,9 @@ def ingest_cmd(
         ),
     ] = None,
 ) -> None:
-    """Index the task's documents (chunk, embed, store); only new or changed files are re-embedded.
+    """Index the task's documents for rag; only new or changed files are re-embedded.
 
-    Run it after editing documents: the next climb or eval answers from the new text, with no
-    retraining. A climb also ingests before the rag rung, so this is never required.
+    After editing documents, run it and the next climb or eval answers from the new text, with no retraining (a climb also ingests before its rag rung).
     """
     from ladder.dataset import load_examples
     from ladder.retrieval import evidence
