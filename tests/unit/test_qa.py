@@ -131,3 +131,23 @@ def test_summary_has_intervals_over_the_items_that_apply():
     assert s["hit_rate"]["value"] == pytest.approx(2 / 3, abs=1e-4) and s["hit_rate"]["n"] == 3
     assert s["mrr"]["ci_low"] <= s["mrr"]["value"] <= s["mrr"]["ci_high"]
     assert "groundedness" not in s
+
+
+def test_scores_by_question_kind(tmp_path):
+    from ladder.rungs.answering import by_category
+    from ladder.solution import Prediction
+    from ladder.task import load_task
+    from retrieval_helpers import write_qa_task
+
+    task = load_task(write_qa_task(tmp_path / "t"))
+    exs = [
+        Example("a", "q?", "45 days", {"kind": "fact"}),
+        Example("b", "q?", "30 days", {"kind": "changed-historical"}),
+        Example("c", "q?", "60 days", {"kind": "fact"}),
+        Example("d", "q?", "x", {}),
+    ]
+    preds = [Prediction(e.id, out, True) for e, out in zip(exs, ["45 days", "45 days", "1", "x"])]
+    assert by_category(task, exs, preds) == {
+        "changed-historical": {"n": 1, "token_f1": 0.5, "exact_match": 0.0},
+        "fact": {"n": 2, "token_f1": 0.5, "exact_match": 0.5},
+    }

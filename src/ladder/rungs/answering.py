@@ -95,3 +95,23 @@ def demo_examples(ctx: Context) -> list[Example]:
     pool = [e for e in ctx.dataset.train if str(e.output) != UNANSWERABLE]
     random.Random(f"answer-demo/{ctx.seed}").shuffle(pool)
     return pool
+
+
+def by_category(task, examples: list[Example], preds: list[Prediction], key: str = "kind"):
+    """Token F1 and exact match per value of a metadata column (product-qa: fact, multi-doc...)."""
+    from ladder.registry import registries
+
+    kind = registries().kinds.get(task.kind)
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for ex, p in zip(examples, preds):
+        cat = ex.meta.get(key)
+        if isinstance(cat, str) and cat:
+            groups.setdefault(cat, []).append(kind.scores(ex.output, Parsed(p.output, p.valid)))
+    return {
+        cat: {
+            "n": len(v),
+            "token_f1": round(sum(f for _, f in v) / len(v), 4),
+            "exact_match": round(sum(e for e, _ in v) / len(v), 4),
+        }
+        for cat, v in sorted(groups.items())
+    }

@@ -139,14 +139,16 @@ class LongContextSolution:
 
     def summarize(self, examples: list[Example], preds: list[Prediction]) -> dict[str, Any]:
         cached = [p.extra.get("cached_tokens", 0) for p in preds]
+        groups = answering.by_category(self.task, examples, preds)
         return {
+            **({"by_question_kind": groups} if groups else {}),
             "long_context": {
                 "documents": self.plan.documents,
                 "prefix_tokens": self.plan.prefix_tokens,
                 "budget_tokens": self.plan.budget,
                 "cached_tokens_mean": round(float(np.mean(cached)), 1) if cached else 0.0,
                 "questions_served_from_cache": int(sum(c > 0 for c in cached)),
-            }
+            },
         }
 
 

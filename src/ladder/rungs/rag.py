@@ -138,7 +138,11 @@ class RagSolution:
         items = [p.extra.get("scores", {}) for p in preds]
         spec = self.task.spec.eval
         summary = ev.summarize(items, spec.bootstrap, spec.seed)
-        return {"retrieval": {"mode": self.mode, "k": self.k, **summary}}
+        out: dict[str, Any] = {"retrieval": {"mode": self.mode, "k": self.k, **summary}}
+        groups = answering.by_category(self.task, examples, preds)
+        if groups:
+            out["by_question_kind"] = groups
+        return out
 
 
 class Rag:
