@@ -4,7 +4,7 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 # torch stays pinned (constraints.txt): a bare `torch` would pull a multi-GB CUDA build
 PIP      := $(BIN)/python -m pip install -c constraints.txt
-EXTRAS   ?= all,dev,llamacpp
+EXTRAS   ?= all,dev,llamacpp,pg
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: install install-demo demo test test-unit test-integration lint bench clean
@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/ladder models prepare
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/retrieval.py --sizes 10000,100000 --pg --lancedb
+	$(BIN)/python benchmarks/prefix_cache.py --docs 12 --questions 6
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -8,13 +8,16 @@ from ladder.registry import Registries
 def register(regs: Registries) -> None:
     from ladder import models
     from ladder.evaluation.metrics import BUILTIN_METRICS
-    from ladder.kinds import Classify, Extract
+    from ladder.kinds import QA, Classify, Extract
     from ladder.rungs.distill import Distill
+    from ladder.rungs.longcontext import LongContext
     from ladder.rungs.lora import Lora
     from ladder.rungs.prompting import FewShot, ZeroShot
+    from ladder.rungs.rag import Rag
 
     regs.kinds.register("classify", Classify())
     regs.kinds.register("extract", Extract())
+    regs.kinds.register("qa", QA())
     for m in BUILTIN_METRICS:
         for kind in m.kinds:
             regs.metrics.register(f"{kind}/{m.name}", m)
@@ -24,6 +27,8 @@ def register(regs: Registries) -> None:
     # rungs in ladder order: cheapest first
     regs.rungs.register("zero-shot", ZeroShot())
     regs.rungs.register("few-shot", FewShot())
+    regs.rungs.register("rag", Rag())
+    regs.rungs.register("long-context", LongContext())
     regs.rungs.register("lora", Lora())
     regs.rungs.register("distill", Distill())
     for entry in models.builtin_models():

@@ -33,6 +33,7 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific CLI options
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
+    _closers: list[Any] = field(default_factory=list)  # callables run by close()
 
     # ------------------------------------------------------------ resources
 
@@ -66,10 +67,16 @@ class Context:
             exs = exs[: self.limit]
         return exs
 
+    def on_close(self, fn) -> None:
+        """Run `fn` when the climb ends (an index connection a rung opened, say)."""
+        self._closers.append(fn)
+
     def close(self) -> None:
         for eng in self._engines.values():
             eng.close()
         self._engines.clear()
+        while self._closers:
+            self._closers.pop()()
 
     # ------------------------------------------------------------ predictions
 

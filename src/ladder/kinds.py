@@ -1,6 +1,6 @@
 """Task kinds: what an output is, how it is shown to a model, parsed back and compared.
 
-A kind is a small object registered by name (`classify`, `extract`; `qa` and `generate` plug in
+A kind is a small object registered by name (`classify`, `extract`, `qa`; `generate` plugs in
 the same way). It turns gold outputs and predictions into per-item numeric columns; metrics are
 plain functions of those columns, so bootstrap resampling works for every metric alike.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import unicodedata
+from collections import Counter
 from typing import Any, Protocol
 
 import numpy as np
@@ -290,3 +292,107 @@ class Extract:
             for k, v in flatten(gold).items():
                 fields.setdefault(k, []).append(int(k in p and _norm_value(p[k]) == _norm_value(v)))
         return {k: {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in fields.items()}
+
+
+# ---------------------------------------------------------------- qa
+
+UNANSWERABLE = "unanswerable"  # the answer to a question the documents do not answer
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ABSTAIN = re.compile(
+    r"^(unanswerable|unknown|no answer|cannot be answered|not (stated|mentioned|specified|given|"
+    r"covered|in the (passages?|documents?|documentation|context))|(i )?(do not|dont|cannot) "
+    r"(know|say|answer))\b"
+)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation or symbols, no articles, single spaces."""
+    kept = "".join(c for c in str(text).lower() if unicodedata.category(c)[0] not in "PS")
+    return " ".join(_ARTICLES.sub(" ", kept).split())
+
+
+def token_f1(gold: str, pred: str) -> float:
+    g, p = normalize_answer(gold).split(), normalize_answer(pred).split()
+    if UNANSWERABLE in (" ".join(g), " ".join(p)) or not g or not p:
+        return float(" ".join(g) == " ".join(p))  # SQuAD 2.0: no-answer is all or nothing
+    common = sum((Counter(g) & Counter(p)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+class QA:
+    """Questions with short free-text answers, scored by exact match and token F1 (SQuAD-style).
+
+    A gold answer is a string, a list of acceptable strings, or null (or "unanswerable") for a
+    question the documents do not answer: the expected behaviour there is to answer
+    "unanswerable", and any other answer scores 0.
+    """
+
+    name = "qa"
+    primary_metric = "token_f1"
+
+    def check_task(self, task: Task) -> Problem:
+        return None
+
+    def parse_gold(self, raw: Any, task: Task) -> str | list[str]:
+        if raw is None:
+            return UNANSWERABLE
+        values = raw if isinstance(raw, list) else [raw]
+        out = [str(v).strip() for v in values]
+        if not out or not all(out):
+            raise ValueError(
+                "the answer is empty; write it, or null for a question the documents do not answer."
+            )
+        out = [UNANSWERABLE if normalize_answer(v) == UNANSWERABLE else v for v in out]
+        return out[0] if len(out) == 1 else out
+
+    def metric_names(self) -> list[str]:
+        return ["token_f1", "exact_match", "validity"]
+
+    def answer_format(self, task: Task) -> str:
+        return f"Answer in a few words. If the answer is not known, answer: {UNANSWERABLE}."
+
+    def render_output(self, output: Any, task: Task) -> str:
+        return str(output[0] if isinstance(output, list) else output)
+
+    def choices(self, task: Task) -> None:
+        return None
+
+    def parse_prediction(self, text: str, task: Task) -> Parsed:
+        line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+        line = re.sub(r"^(answer|a)\s*:\s*", "", line, flags=re.IGNORECASE).strip()
+        if not normalize_answer(line):
+            return Parsed(None, False, "empty answer")
+        if _ABSTAIN.match(normalize_answer(line)):
+            return Parsed(UNANSWERABLE, True)
+        return Parsed(line, True)
+
+    def scores(self, gold: Any, pred: Parsed) -> tuple[float, float]:
+        """(exact match, token F1) against the best of the acceptable answers."""
+        answer = pred.output if pred.valid and pred.output is not None else ""
+        golds = gold if isinstance(gold, list) else [gold]
+        em = max(float(normalize_answer(g) == normalize_answer(answer)) for g in golds)
+        return em, max(token_f1(g, answer) for g in golds)
+
+    def table(self, golds, preds, task) -> dict[str, np.ndarray]:
+        pairs = [self.scores(g, p) for g, p in zip(golds, preds)]
+        return {
+            "exact": np.array([em for em, _ in pairs], dtype=np.float64),
+            "f1": np.array([f1 for _, f1 in pairs], dtype=np.float64),
+            "valid": np.array([p.valid for p in preds], dtype=np.float64),
+        }
+
+    def error_categories(self, gold, pred: Parsed, task) -> list[str]:
+        if not pred.valid:
+            return [pred.error or "empty answer"]
+        em, f1 = self.scores(gold, pred)
+        if em:
+            return []
+        gold_none = normalize_answer(self.render_output(gold, task)) == UNANSWERABLE
+        if gold_none:
+            return ["answered an unanswerable question"]
+        if pred.output == UNANSWERABLE:
+            return ["said unanswerable, but the documents answer it"]
+        return ["wrong answer" if f1 == 0 else "partly right answer"]

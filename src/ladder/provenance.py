@@ -20,6 +20,11 @@ PACKAGES = (
     "openai",
     "jsonschema",
     "llama_cpp_python",
+    "sqlite-vec",
+    "apsw",
+    "bm25s",
+    "pgvector",
+    "psycopg",
 )
 
 

@@ -165,3 +165,22 @@ def test_long_prefix_is_prefilled_in_chunks_and_caps_rows(engines, monkeypatch):
             [reference_score(eng, p, c) for c in CHOICES], abs=1e-4
         )
     assert eng._batches([5, 5, 5, 5], prefix=60) == [[0, 1], [2, 3]]
+
+
+@pytest.mark.parametrize("which", ["wide", "narrow"])
+def test_a_cached_prefix_is_cropped_when_later_prompts_share_less_of_it(engines, which):
+    """Questions after a corpus: a first call whose questions share their first words must not
+    make later calls recompute the corpus; the cache is cropped to what they share."""
+    eng = engines[which]
+    eng._prefix_key = None
+    first = [f"{PREFIX} input : hello world one", f"{PREFIX} input : hello world two"]
+    eng.generate([GenRequest(p, max_tokens=2) for p in first])
+    long_key = len(eng._prefix_key)
+    hits = eng.stats["prefix_hits"]
+    later = f"{PREFIX} input : meeting friday"
+    comp = eng.generate([GenRequest(later, max_tokens=6)])[0]
+    assert len(eng._prefix_key) < long_key  # cropped, not rebuilt around this prompt
+    assert eng.stats["prefix_hits"] == hits + 1 and comp.cached_tokens == len(eng._prefix_key)
+    assert comp.text == eng.tokenizer.decode(
+        reference_greedy(eng, later, 6), skip_special_tokens=True
+    )

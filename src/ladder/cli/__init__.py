@@ -25,9 +25,9 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from ladder.cli import climb, cost, init, models, report, runs, train
+    from ladder.cli import climb, cost, ingest, init, models, report, runs, train
 
-    for module in (climb, init, models, runs, train, cost, report):
+    for module in (climb, init, models, runs, ingest, train, cost, report):
         module.register(app)
     _registered = True
 

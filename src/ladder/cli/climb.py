@@ -162,6 +162,9 @@ class Printer:
         self.out.print(
             f"{rung:<13} holdout: {m} [bold]{v.value:.2f}[/] [{v.ci_low:.2f}, {v.ci_high:.2f}]  n={scorecard.n}{note}"
         )
+        retrieval = scorecard.extras.get("retrieval")
+        if retrieval:
+            self.out.print(f"{'':<13} {retrieval_line(retrieval)}")
 
     def on_bar_met(self, rung, scorecard) -> None:
         self.out.print(
@@ -206,3 +209,15 @@ class Printer:
             console.print(
                 f"[bold]{card.rung}[/] errors recurring in ≥2/3 of {fa['variants']} prompt variants (dev): {cats}"
             )
+
+
+def retrieval_line(r: dict[str, Any]) -> str:
+    """One line of a rag scorecard's retrieval figures: hit@k, MRR, citations, groundedness."""
+    names = [
+        (f"hit@{r.get('k')}", "hit_rate"),
+        ("MRR", "mrr"),
+        ("citations correct", "citation_correctness"),
+        ("grounded", "groundedness"),
+    ]
+    shown = [f"{label} {r[key]['value']:.2f}" for label, key in names if key in r]
+    return f"retrieval ({r.get('mode')}): " + " · ".join(shown)

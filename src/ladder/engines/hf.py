@@ -145,6 +145,11 @@ class HFEngine:
 
     # ------------------------------------------------------------ helpers
 
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence (prompt + answer, tokens) the model was trained for."""
+        return getattr(self.lm.config, "max_position_embeddings", None)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text).input_ids)
 
@@ -191,19 +196,25 @@ class HFEngine:
         if not self.use_prefix_cache or (len(seqs) < 2 and self._prefix_key is None):
             return 0
         n = min(common_prefix_len(seqs), min(len(s) for s in seqs) - 1)
-        if (
-            self._prefix_key is not None
-            and len(self._prefix_key) <= n
-            and tuple(seqs[0][: len(self._prefix_key)]) == self._prefix_key
-        ):
-            return len(self._prefix_key)  # the cached prefix still applies
+        if self._prefix_key is not None:
+            # reuse what these prompts share with the cached prefix, even when the cache ran on
+            # into the first words of earlier questions (it is cropped), unless recomputing
+            # costs less than the rows re-running the difference
+            kept = min(n, common_prefix_len([list(self._prefix_key), seqs[0]]))
+            if kept >= MIN_PREFIX and (n - kept) * len(seqs) <= kept:
+                return kept
         return n if n >= MIN_PREFIX else 0
 
     def _prefix_kv(self, tokens: list[int]):
         """The key/value cache of a prefix, computed once and kept while prompts share it."""
         torch = _torch()
-        key = tuple(tokens)
-        if key != self._prefix_key:
+        key, old = tuple(tokens), self._prefix_key
+        if old is not None and len(key) < len(old) and old[: len(key)] == key:
+            for layer in self._prefix_cache.layers:  # keep the shared part of the cached prefix
+                layer.keys = layer.keys[..., : len(key), :]
+                layer.values = layer.values[..., : len(key), :]
+            self._prefix_key = old = key
+        if key != old:
             cache = self._new_cache()
             ids = torch.tensor([tokens], device=self.device)
             # in chunks, so the attention masks of a long prefix (a whole corpus) stay small
@@ -451,6 +462,7 @@ class HFEngine:
             "parameters": sum(p.numel() for p in self.lm.parameters()),
             "max_batch": self.max_batch,
             "prefix_cache": self.use_prefix_cache,
+            "context_length": self.context_length,
             **self.extra_info,
         }
 

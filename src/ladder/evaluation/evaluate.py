@@ -65,6 +65,10 @@ def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
     )
     cons = measure_consistency(ctx, solution, holdout, preds)
     engine = getattr(solution, "engine", None)
+    extras = dict(prepared.extras)
+    summarize = getattr(solution, "summarize", None)  # rung-specific hold-out figures (retrieval)
+    if summarize is not None:
+        extras.update(summarize(holdout, preds))
     return build_scorecard(
         ctx.task,
         holdout,
@@ -75,7 +79,7 @@ def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
         consistency=cons,
         selection=prepared.selection,
         failure_analysis=prepared.failure_analysis,
-        extras=prepared.extras,
+        extras=extras,
         resamples=ctx.task.spec.eval.bootstrap,
         seed=ctx.task.spec.eval.seed,
     )

@@ -72,6 +72,11 @@ def exact_match(t: Table, idx: np.ndarray) -> float:
     return float(np.mean(_sel(t, "exact", idx))) if len(idx) else 0.0
 
 
+def token_f1(t: Table, idx: np.ndarray) -> float:
+    """Mean SQuAD token F1 of free-text answers."""
+    return float(np.mean(_sel(t, "f1", idx))) if len(idx) else 0.0
+
+
 def json_validity(t: Table, idx: np.ndarray) -> float:
     return float(np.mean(_sel(t, "valid", idx))) if len(idx) else 0.0
 
@@ -85,6 +90,11 @@ BUILTIN_METRICS = [
     Metric(
         "validity", ("extract",), json_validity, "share of outputs that parse and match the schema"
     ),
+    Metric("token_f1", ("qa",), token_f1, "mean token F1 against the gold answer (SQuAD)"),
+    Metric(
+        "exact_match", ("qa",), exact_match, "share of answers equal to the gold after normalising"
+    ),
+    Metric("validity", ("qa",), json_validity, "share of non-empty answers"),
 ]
 
 

