@@ -25,9 +25,9 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from ladder.cli import climb, init, models, runs
+    from ladder.cli import climb, curate, init, keys, models, runs, serve
 
-    for module in (climb, init, models, runs):
+    for module in (climb, init, models, runs, serve, curate, keys):
         module.register(app)
     _registered = True
 

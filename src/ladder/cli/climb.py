@@ -51,6 +51,13 @@ def climb_cmd(
     model: ModelOpt = None,
     leakage: LeakOpt = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    add_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--add-data",
+            help="extra train examples: JSONL rows {input, output} (e.g. from `ladder curate`); repeatable",
+        ),
+    ] = None,
     runs: RunsOpt = None,
 ) -> None:
     """Climb the rungs, cheapest first, each measured on the same hold-out; stop at the bar unless --all."""
@@ -64,6 +71,7 @@ def climb_cmd(
         leakage=_leakage(leakage),
         runs_dir=runs,
         seed=seed,
+        add_data=[str(p) for p in add_data] if add_data else None,
     )
     _run(task, opts)
 

@@ -413,6 +413,10 @@ class HFEngine:
             "prefix_cache": self.use_prefix_cache,
         }
 
+    def reset_prefix_cache(self) -> None:
+        """Forget the cached prefix: its keys/values are stale once the weights change (an adapter)."""
+        self._prefix_key, self._prefix_cache = None, None
+
     def close(self) -> None:
         self._prefix_cache = None
         self.lm = None  # type: ignore[assignment]

@@ -1,0 +1,485 @@
+"""What `ladder serve` exposes, built from a run (or a bare model) and the options given.
+
+Model names:
+- `TASK`: the run's winner; with a large model configured, the hybrid route (winner, else the
+  best prompt on the large model below a calibrated confidence);
+- `TASK/RUNG`: each rung the run finished, rebuilt from what the store recorded;
+- `TASK/RUNG@LARGE`: the best prompting rung's prompt on the large model;
+- the base model (`gemma-3-270m`, ...) and every LoRA adapter, by name, raw text in and out;
+- the large model itself (`LARGE`), proxied to its OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ladder.context import Context
+from ladder.errors import LadderError, ModelError
+from ladder.fsutil import atomic_write_json
+from ladder.progress import NullProgress, Progress
+from ladder.serve.adapters import AdapterSet, AdapterView, adapter_meta, check_adapter_folder
+from ladder.serve.router import Calibration, Route, calibrate, confidences
+from ladder.serve.schemas import ApiError
+from ladder.serve.targets import Health, LocalModel, TaskModel, Upstream
+from ladder.serve.worker import Worker
+from ladder.store.db import Store
+from ladder.task import ModelSpec
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 1_000_000  # request body
+    max_tokens: int = 1024  # tokens a request may ask to generate
+    default_max_tokens: int = 256
+    max_prompt_tokens: int = 8192
+    max_queue: int = 256  # requests waiting for the local model before 503s
+    max_batch: int = 8
+    request_timeout_s: float = 120.0
+    upstream_timeout_s: float = 30.0
+    upstream_concurrency: int = 16
+    cache_entries: int = 1024  # temperature-0 answers kept (0 = no cache)
+    key_cache_s: float = 5.0  # a revoked key stops working within this time
+    log_queue: int = 10000
+
+
+@dataclass
+class ServeOptions:
+    run: str | None = None  # run id, or a run folder (runs/TASK/RUN_ID)
+    runs_dir: str | None = None
+    model: str | None = None  # the base model when no run is given
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> PEFT folder
+    large: str | None = None  # [NAME=]URL, or a model name (task.yaml `models:`, openai:X)
+    large_model: str | None = None  # the model name the large endpoint expects
+    small: str | None = None  # the rung the route answers with (default: the best local one)
+    target_quality: float | None = None
+    target_share: float | None = None
+    price_hour: float = 0.0  # $/hour of the machine serving local models
+    large_price: tuple[float, float] = (0.0, 0.0)  # $ per 1M tokens in, out
+    limits: Limits = field(default_factory=Limits)
+    engines: dict[str, Any] = field(default_factory=dict)  # prebuilt engines by model name
+
+
+class Catalog:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.targets: dict = {}
+        self.worker = Worker(max_queue=limits.max_queue, max_batch=limits.max_batch)
+        self.pool = ThreadPoolExecutor(
+            limits.upstream_concurrency, thread_name_prefix="ladder-upstream"
+        )
+        self.upstreams: list[Upstream] = []
+        self.ctx: Context | None = None
+        self.engines: list[Any] = []
+        self.task: str | None = None
+        self.run_id: str | None = None
+        self.calibration: Calibration | None = None
+        self.lines: list[str] = []  # what is served, for the startup banner
+
+    def add(self, target) -> None:
+        self.targets[target.name] = target
+
+    def get(self, name: str):
+        target = self.targets.get(name)
+        if target is None:
+            raise ApiError(
+                404,
+                f"The model '{name}' does not exist. Served here: {', '.join(self.targets)}.",
+                param="model",
+                code="model_not_found",
+            )
+        return target
+
+    async def aclose(self) -> None:
+        for up in self.upstreams:
+            await up.aclose()
+
+    def close(self) -> None:
+        self.worker.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.ctx is not None:
+            self.ctx.close()
+        for eng in self.engines:
+            eng.close()
+
+
+def open_run(ref: str, runs_dir: str | None) -> tuple[Store, dict[str, Any]]:
+    """A run by id, or by its folder (`runs/TASK/RUN_ID`, which holds run.json)."""
+    folder = Path(ref).expanduser()
+    if (folder / "run.json").exists():
+        run_id = json.loads((folder / "run.json").read_text())["run_id"]
+        store = Store(folder.resolve().parent.parent)
+        return store, store.get_run(run_id)
+    store = Store(runs_dir)
+    return store, store.get_run(ref)
+
+
+def build_catalog(opts: ServeOptions, progress: Progress | None = None) -> Catalog:
+    progress = progress or NullProgress()
+    cat = Catalog(opts.limits)
+    try:
+        if opts.run:
+            _from_run(cat, opts, progress)
+        else:
+            _from_model(cat, opts)
+    except BaseException:
+        cat.close()
+        raise
+    return cat
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def _local(engine) -> bool:
+    return engine.info().get("engine") != "openai"
+
+
+def _adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]) -> dict[Path, str]:
+    """Load every adapter on the base engine; expose the base and each adapter as raw models."""
+    if not wanted:
+        cat.add(
+            LocalModel(name, base, cat.worker, price_hour=0.0, timeout=cat.limits.request_timeout_s)
+        )
+        return {}
+    if not hasattr(base, "lm"):
+        raise ModelError(
+            f"LoRA adapters need a transformers base model; {name!r} runs on {base.info().get('engine')}."
+        )
+    aset = AdapterSet(base)
+    by_path: dict[Path, str] = {}
+    for ad_name, path in wanted.items():
+        aset.load(ad_name, path)
+        by_path[Path(path).resolve()] = ad_name
+    cat.add(
+        LocalModel(
+            name, AdapterView(name, aset, None), cat.worker, timeout=cat.limits.request_timeout_s
+        )
+    )
+    for ad_name in wanted:
+        cat.add(
+            LocalModel(
+                ad_name,
+                AdapterView(ad_name, aset, ad_name),
+                cat.worker,
+                kind="adapter",
+                timeout=cat.limits.request_timeout_s,
+            )
+        )
+    cat.lines.append(f"adapters: {', '.join(wanted)} on one {name} (switched per request)")
+    return by_path
+
+
+def _wanted_adapters(
+    opts: ServeOptions, store: Store | None, run: dict | None, task: str | None
+) -> dict[str, Path]:
+    wanted: dict[str, Path] = {}
+    if store is not None and run is not None:
+        for art in store.artifacts(run["id"]):
+            if art["kind"] == "adapter":
+                folder = check_adapter_folder(art["path"])
+                meta = {**adapter_meta(folder), **(art.get("meta") or {})}
+                wanted[str(meta.get("name") or f"{task}-{art['rung']}")] = folder
+    for name, path in opts.adapters.items():
+        wanted[name] = check_adapter_folder(path)
+    return wanted
+
+
+def large_spec(opts: ServeOptions, task=None) -> tuple[str, ModelSpec]:
+    """The large model's name and endpoint from `--large [NAME=]URL|MODEL`."""
+    from ladder.models import resolve_model
+
+    name, _, ref = (
+        opts.large.rpartition("=") if "=" in opts.large.split("://")[0] else ("", "", opts.large)
+    )
+    if ref.startswith(("http://", "https://")):
+        return name or "large", ModelSpec(engine="openai", base_url=ref, model=opts.large_model)
+    spec = resolve_model(ref, task).spec
+    if spec.engine != "openai":
+        raise ModelError(
+            f"the large model {ref!r} is not an OpenAI-compatible endpoint (engine {spec.engine}).",
+            fix="give --large URL or a task.yaml model with `engine: openai`.",
+        )
+    return name or ref, spec.model_copy(
+        update={"model": opts.large_model or spec.model or ref.removeprefix("openai:")}
+    )
+
+
+def _large(cat: Catalog, opts: ServeOptions, task=None):
+    """The large model's engine (for prompts) and its proxy target, sharing one health record."""
+    from ladder.engines.openai_compat import OpenAIEngine
+
+    name, spec = large_spec(opts, task)
+    base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    key = os.environ.get(spec.api_key_env or "OPENAI_API_KEY")
+    remote = spec.model or _discover(base_url, key)
+    timeout = min(spec.timeout, opts.limits.upstream_timeout_s)
+    conc = min(spec.concurrency, opts.limits.upstream_concurrency)
+    engine = OpenAIEngine(
+        name,
+        remote_model=remote,
+        base_url=base_url,
+        api_key=key,
+        api=spec.api,
+        concurrency=conc,
+        timeout=timeout,
+        max_retries=1,
+        check=False,
+    )
+    health = Health()
+    up = Upstream(
+        name,
+        base_url,
+        remote,
+        api_key=key,
+        timeout=timeout,
+        concurrency=conc,
+        prices=opts.large_price,
+        health=health,
+    )
+    cat.upstreams.append(up)
+    cat.add(up)
+    cat.lines.append(f"{name}: upstream {remote} at {base_url}")
+    return name, engine, health
+
+
+def _discover(base_url: str, key: str | None) -> str:
+    import httpx
+
+    try:
+        r = httpx.get(
+            base_url.rstrip("/") + "/models",
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=5,
+        )
+        return r.json()["data"][0]["id"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        raise LadderError(
+            f"cannot ask {base_url} which model it serves.", fix="name it with --large-model."
+        ) from None
+
+
+def _from_model(cat: Catalog, opts: ServeOptions) -> None:
+    from ladder.models import make_engine, resolve_model
+
+    name = opts.model or "gemma-3-270m"
+    base = opts.engines.get(name) or make_engine(resolve_model(name))
+    cat.engines.append(base)
+    _adapters(cat, base, name, _wanted_adapters(opts, None, None, None))
+    if opts.large:
+        _, engine, _ = _large(cat, opts)
+        cat.engines.append(engine)
+
+
+def _context(store: Store, run: dict, opts: ServeOptions, progress: Progress) -> Context:
+    from ladder.curate import load_extra_examples
+    from ladder.dataset import load_dataset
+    from ladder.task import load_task
+
+    task = load_task(run["task_path"])
+    o = run["config"].get("options", {})
+    extra = [e for p in o.get("add_data") or [] for e in load_extra_examples(task, p)]
+    ds = load_dataset(task, o.get("leakage"), extra=extra or None)
+    seed = o.get("seed") if o.get("seed") is not None else task.spec.eval.seed
+    ctx = Context(
+        task,
+        ds,
+        store,
+        run["id"],
+        Path(run["run_dir"]),
+        o.get("model") or task.spec.model,
+        progress,
+        seed=seed,
+    )
+    for name, eng in opts.engines.items():
+        ctx.set_engine(name, eng)
+    return ctx
+
+
+def _from_run(cat: Catalog, opts: ServeOptions, progress: Progress) -> None:
+    store, run = open_run(opts.run, opts.runs_dir)
+    ctx = cat.ctx = _context(store, run, opts, progress)
+    task = ctx.task
+    cat.task, cat.run_id = task.name, run["id"]
+    base = ctx.engine(ctx.model)
+    by_path = {}
+    if _local(base):
+        by_path = _adapters(cat, base, ctx.model, _wanted_adapters(opts, store, run, task.name))
+        if by_path:
+            ctx.set_engine(ctx.model, cat.targets[ctx.model].engine)
+            for name in by_path.values():
+                ctx.set_engine(name, cat.targets[name].engine)
+    solved = _solutions(cat, ctx, store, by_path)
+    if not solved:
+        raise LadderError(
+            f"run {run['id']} has no finished rung to serve.",
+            fix="serve a run whose climb scored at least one rung (`ladder runs`).",
+        )
+    ranked = _ranked(store, run["id"], solved)
+    winner = (run.get("summary") or {}).get("bar_met_by") or ranked[0]
+    if opts.large:
+        _route(cat, ctx, opts, solved, ranked)
+    else:
+        cat.targets[task.name] = _alias(solved[winner], task.name)
+        cat.lines.insert(0, f"{task.name}: {winner} (the run's winner)")
+
+
+def _alias(target: TaskModel, name: str) -> TaskModel:
+    t = TaskModel.__new__(TaskModel)
+    t.__dict__.update(target.__dict__)
+    t.name = name
+    return t
+
+
+def _solutions(
+    cat: Catalog, ctx: Context, store: Store, by_path: dict[Path, str]
+) -> dict[str, TaskModel]:
+    """Every finished rung, rebuilt as a served task model `TASK/RUNG`."""
+    solved: dict[str, TaskModel] = {}
+    for row in store.rungs(ctx.run_id):
+        desc = row.get("solution")
+        if row["status"] != "done" or not desc:
+            continue
+        try:
+            sol = rebuild(ctx, desc, by_path)
+        except LadderError as exc:
+            cat.lines.append(f"not served: {ctx.task.name}/{row['rung']}: {exc}")
+            continue
+        solved[row["rung"]] = _task_model(
+            cat, f"{ctx.task.name}/{row['rung']}", sol, row["rung"], likelihood=False
+        )
+        cat.add(solved[row["rung"]])
+    return solved
+
+
+def rebuild(ctx: Context, desc: dict[str, Any], by_path: dict[Path, str]):
+    """A solution from its recorded description (prompt solutions, with or without an adapter)."""
+    from ladder.rungs.prompting import PromptSolution
+
+    if "template" not in desc or "variant" not in desc:
+        raise LadderError(
+            f"the {desc.get('rung')} rung recorded no prompt solution Ladder can rebuild."
+        )
+    adapter = desc.get("adapter")
+    model = None
+    if adapter:
+        path = Path(adapter if isinstance(adapter, str) else adapter.get("path", "")).resolve()
+        if path not in by_path:
+            raise LadderError(
+                f"its adapter {path} is not loaded.", fix="check the folder still exists."
+            )
+        model = by_path[path]
+    return PromptSolution.from_description(ctx, desc, model=model)
+
+
+def _task_model(
+    cat: Catalog, name: str, sol, route: str, *, likelihood: bool, prices=(0.0, 0.0), price_hour=0.0
+) -> TaskModel:
+    local = _local(sol.engine)
+    return TaskModel(
+        name,
+        sol,
+        route,
+        worker=cat.worker if local else None,
+        pool=None if local else cat.pool,
+        confidence=partial(confidences, likelihood=likelihood),
+        price_hour=price_hour if local else 0.0,
+        prices=(0.0, 0.0) if local else prices,
+        timeout=cat.limits.request_timeout_s,
+    )
+
+
+def _ranked(store: Store, run_id: str, solved: dict[str, TaskModel]) -> list[str]:
+    cards = {c["rung"]: c for c in store.scorecards(run_id)}
+
+    def value(rung: str) -> float:
+        c = cards.get(rung)
+        return c["metrics"][c["primary_metric"]]["value"] if c else -1.0
+
+    return sorted(solved, key=value, reverse=True)
+
+
+def _route(
+    cat: Catalog, ctx: Context, opts: ServeOptions, solved: dict[str, TaskModel], ranked: list[str]
+) -> None:
+    from ladder.rungs.prompting import PromptSolution
+
+    large_name, engine, health = _large(cat, opts, ctx.task)
+    ctx.set_engine(large_name, engine)
+    local = [r for r in ranked if _local(solved[r].solution.engine)]
+    small_rung = opts.small or (local[0] if local else None)
+    if small_rung not in solved:
+        raise LadderError(
+            f"no local rung {small_rung!r} to route from.",
+            fix=f"use --small with one of: {', '.join(solved)}.",
+        )
+    prompting = [
+        r
+        for r in ranked
+        if "demos" in solved[r].solution.describe()
+        and not solved[r].solution.describe().get("adapter")
+    ]
+    desc = solved[prompting[0] if prompting else small_rung].solution.describe()
+    route_large = f"{desc['rung']}@{large_name}"
+    large_sol = PromptSolution.from_description(
+        ctx, {**desc, "adapter": None}, model=large_name, rung=route_large
+    )
+    large = _task_model(
+        cat,
+        f"{ctx.task.name}/{route_large}",
+        large_sol,
+        route_large,
+        likelihood=False,
+        prices=opts.large_price,
+    )
+    cat.add(large)
+    small = _task_model(
+        cat,
+        ctx.task.name,
+        solved[small_rung].solution,
+        small_rung,
+        likelihood=True,
+        price_hour=opts.price_hour,
+    )
+    cal = _calibrate(ctx, opts, small, large)
+    cat.calibration = cal
+    route = Route(ctx.task.name, small, large, cal.threshold, health)
+    cat.add(route)
+    a = cal.achieved
+    q = (
+        f"quality {a['quality']} with {a['large_share']:.0%} large calls (small only {a['small_only']}, large only {a['large_only']})"
+        if a["quality"] is not None
+        else f"{a['large_share']:.0%} large calls"
+    )
+    cat.lines.insert(
+        0,
+        f"{ctx.task.name}: hybrid {small_rung}, else {route_large} below {cal.confidence} {cal.threshold:.3g} · hold-out n={cal.n}: {q}"
+        + (f" · note: {cal.note}" if cal.note else ""),
+    )
+
+
+def _calibrate(ctx: Context, opts: ServeOptions, small: TaskModel, large: TaskModel) -> Calibration:
+    quality, share = opts.target_quality, opts.target_share
+    bar = ctx.task.spec.bar
+    if quality is None and share is None and bar is not None:
+        try:
+            cal = calibrate(ctx, ctx.task.name, small, large, quality=bar.threshold, share=None)
+        except LadderError:  # the large model is down: calibrate to a share of calls instead
+            cal = calibrate(
+                ctx,
+                ctx.task.name,
+                small,
+                large,
+                quality=None,
+                share=None,
+                large_error="unreachable",
+            )
+    else:
+        cal = calibrate(ctx, ctx.task.name, small, large, quality=quality, share=share)
+    atomic_write_json(ctx.run_dir / "serve" / f"calibration-{ctx.task.name}.json", cal.to_json())
+    return cal

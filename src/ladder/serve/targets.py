@@ -1,0 +1,437 @@
+"""What a model name serves: a local model or adapter, a task solution, or an upstream endpoint.
+
+Every target turns one validated request (`Call`) into one `Answer` (text, tokens, which route
+served it). Local models and task solutions on local models run on the engine worker (one
+thread, batched); solutions on remote models run in a bounded thread pool; upstream models are
+proxied with an async HTTP client (streams pass through as they arrive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ladder.dataset import Example
+from ladder.engines.base import GenRequest
+from ladder.serve.schemas import ApiError
+from ladder.serve.worker import Worker
+
+
+@dataclass
+class Call:
+    """One request, normalised: what any target needs to answer it."""
+
+    endpoint: str  # chat | completions
+    prompt: str  # the raw prompt (completions) or the chat rendered for a raw model
+    text: str  # the task input: the last user message, or the prompt
+    max_tokens: int
+    temperature: float
+    stop: list[str]
+    seed: int | None
+    body: dict[str, Any]  # the validated request, for upstream pass-through
+    id: str = ""
+
+
+@dataclass
+class Answer:
+    text: str
+    route: str  # what served it: a model, an adapter, a rung, an upstream
+    tokens_in: int = 0
+    tokens_out: int = 0
+    finish: str = "stop"
+    output: Any = None  # the task output (task and route models)
+    valid: bool | None = None
+    confidence: float | None = None
+    threshold: float | None = None
+    fallback: str | None = None  # why a route did not use the model it chose
+    compute_s: float = 0.0
+    cost_usd: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Health:
+    """An upstream's state: after a failure it is skipped for `cooldown_s` (fail fast, fall back)."""
+
+    cooldown_s: float = 5.0
+    down_until: float = 0.0
+    last_error: str | None = None
+    failures: int = 0
+
+    def up(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self, why: str) -> None:
+        self.failures += 1
+        self.last_error = why
+        self.down_until = time.monotonic() + self.cooldown_s
+
+    def recovered(self) -> None:
+        self.down_until, self.last_error = 0.0, None
+
+
+class Target:
+    name: str
+    kind: str  # model | adapter | task | route | upstream
+    description: str = ""
+    default_temperature: float = 1.0  # OpenAI's default for raw models
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def cache_id(self) -> str:
+        return self.name
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return plain_chat(messages)
+
+    async def answer(self, call: Call) -> Answer:
+        raise NotImplementedError
+
+
+def plain_chat(messages: list[dict[str, str]]) -> str:
+    """A chat as text for a model without a chat template; one user message is sent as is."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join([*lines, "Assistant:"])
+
+
+async def on_worker(worker: Worker, key, item, run, timeout: float):
+    """Run a job on the engine worker and wait for it without blocking the event loop."""
+    fut = worker.submit(key, item, run)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+    except asyncio.TimeoutError:
+        fut.cancel()
+        raise ApiError(
+            504,
+            f"the model did not answer within {timeout:g} s.",
+            type="server_error",
+            code="timeout",
+        ) from None
+
+
+class LocalModel(Target):
+    """A local model or one of its adapters (an engine view), answering raw prompts."""
+
+    def __init__(
+        self,
+        name: str,
+        engine,
+        worker: Worker,
+        *,
+        kind: str = "model",
+        price_hour: float = 0.0,
+        timeout: float = 120.0,
+    ):
+        self.name, self.engine, self.worker, self.kind = name, engine, worker, kind
+        self.price_hour, self.timeout = price_hour, timeout
+        info = engine.info()
+        self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
+            f" + adapter {info['adapter']}" if info.get("adapter") else ""
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    def cache_id(self) -> str:
+        ident = getattr(self.engine, "identity", None)
+        return ident() if ident else self.name
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        tok = getattr(self.engine, "tokenizer", None)
+        if tok is not None and getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            bos = tok.bos_token or ""
+            return text[len(bos) :] if bos and text.startswith(bos) else text  # the engine adds BOS
+        return plain_chat(messages)
+
+    async def answer(self, call: Call) -> Answer:
+        req = GenRequest(
+            call.prompt,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            stop=call.stop,
+            seed=call.seed,
+        )
+        comp = await on_worker(self.worker, self.name, req, self.engine.generate, self.timeout)
+        return Answer(
+            comp.text,
+            self.name,
+            comp.tokens_in,
+            comp.tokens_out,
+            comp.finish_reason,
+            compute_s=comp.compute_s,
+            cost_usd=comp.compute_s * self.price_hour / 3600,
+        )
+
+
+class TaskModel(Target):
+    """A task solution: the request's text is the input; the answer is the task's output.
+
+    Local solutions run on the engine worker, batched per (solution, temperature, seed);
+    remote ones (a prompt on an upstream model) in a bounded thread pool.
+    """
+
+    kind = "task"
+    default_temperature = 0.0  # a task model answers deterministically unless asked otherwise
+
+    def __init__(
+        self,
+        name: str,
+        solution,
+        route: str,
+        *,
+        worker: Worker | None,
+        pool: ThreadPoolExecutor | None = None,
+        confidence=None,
+        price_hour: float = 0.0,
+        prices: tuple[float, float] = (0.0, 0.0),
+        timeout: float = 120.0,
+    ):
+        from ladder.registry import registries
+
+        self.name, self.solution, self.route = name, solution, route
+        self.worker, self.pool, self.timeout = worker, pool, timeout
+        self.confidence = confidence  # (solution, examples, preds) -> list[float | None]
+        self.price_hour, self.prices = price_hour, prices
+        self.kind_ = registries().kinds.get(solution.task.kind)
+        self.description = (
+            f"{solution.task.name}: {solution.rung} · {solution.variant} on {solution.model}"
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return self.solution.engine.count_tokens(text)
+
+    def cache_id(self) -> str:
+        ident = getattr(self.solution.engine, "identity", None)
+        return f"{self.name}|{ident() if ident else self.solution.model}"
+
+    def predict(
+        self, examples: list[Example], temperature: float, seed: int | None
+    ) -> list[Answer]:
+        preds = self.solution.predict(examples, temperature=temperature, seed=seed or 0)
+        confs = (
+            self.confidence(self.solution, examples, preds)
+            if self.confidence
+            else [None] * len(preds)
+        )
+        out = []
+        for p, conf in zip(preds, confs):
+            text = (
+                self.kind_.render_output(p.output, self.solution.task)
+                if p.valid
+                else (p.raw or "").strip()
+            )
+            cost = (
+                p.compute_s * self.price_hour / 3600
+                + (p.tokens_in * self.prices[0] + p.tokens_out * self.prices[1]) / 1e6
+            )
+            out.append(
+                Answer(
+                    text,
+                    self.route,
+                    p.tokens_in,
+                    p.tokens_out,
+                    "stop",
+                    p.output,
+                    p.valid,
+                    conf,
+                    compute_s=p.compute_s,
+                    cost_usd=cost,
+                )
+            )
+        return out
+
+    async def answer(self, call: Call) -> Answer:
+        ex = Example(call.id or "request", call.text, None)
+        temp, seed = call.temperature, call.seed
+
+        def run(exs):
+            return self.predict(exs, temp, seed)
+
+        if self.worker is not None:
+            return await on_worker(self.worker, (self.name, temp, seed), ex, run, self.timeout)
+        loop = asyncio.get_running_loop()
+        return (await asyncio.wait_for(loop.run_in_executor(self.pool, run, [ex]), self.timeout))[0]
+
+
+class Upstream(Target):
+    """An OpenAI-compatible endpoint served as a "large" model: requests are proxied to it."""
+
+    kind = "upstream"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        remote_model: str,
+        *,
+        api_key: str | None,
+        timeout: float,
+        concurrency: int,
+        prices: tuple[float, float] = (0.0, 0.0),
+        health: Health | None = None,
+    ):
+        self.name, self.base_url, self.remote = name, base_url.rstrip("/"), remote_model
+        self._key, self.timeout, self.concurrency = api_key, timeout, concurrency
+        self.prices = prices
+        self.health = health or Health()
+        self.description = f"upstream {remote_model} at {self.base_url}"
+        self._client = None
+
+    def client(self):
+        import httpx
+
+        if self._client is None:  # created in the server's event loop, on first use
+            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url + "/",
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+                limits=httpx.Limits(max_connections=self.concurrency),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _request(self, call: Call, stream: bool) -> tuple[str, dict]:
+        body = {**call.body, "model": self.remote, "stream": stream}
+        if not stream:
+            body.pop("stream_options", None)
+        return ("chat/completions" if call.endpoint == "chat" else "completions"), body
+
+    def _unavailable(self, why: str) -> ApiError:
+        self.health.failed(why)
+        return ApiError(
+            502,
+            f"the upstream model {self.name!r} is unavailable: {why}.",
+            type="upstream_error",
+            code="upstream_unavailable",
+        )
+
+    async def _send(self, call: Call, stream: bool):
+        import httpx
+
+        path, body = self._request(call, stream)
+        try:
+            resp = await self.client().send(
+                self.client().build_request("POST", path, json=body), stream=True
+            )
+        except httpx.TimeoutException:
+            raise self._unavailable(f"no answer within {self.timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code != 200:
+            raw = await resp.aread()
+            await resp.aclose()
+            if resp.status_code >= 500:
+                raise self._unavailable(f"HTTP {resp.status_code}")
+            raise ApiError(
+                resp.status_code,
+                f"the upstream model {self.name!r} refused the request: {_upstream_message(raw)}",
+                code="upstream_rejected",
+            )
+        self.health.recovered()
+        return resp
+
+    async def answer(self, call: Call) -> Answer:
+        resp = await self._send(call, stream=False)
+        try:
+            data = await resp.aread()
+        finally:
+            await resp.aclose()
+        from ladder.serve.schemas import loads
+
+        obj = loads(data)
+        choice = (obj.get("choices") or [{}])[0]
+        text = (
+            (choice.get("message") or {}).get("content")
+            if call.endpoint == "chat"
+            else choice.get("text")
+        )
+        use = obj.get("usage") or {}
+        tin, tout = int(use.get("prompt_tokens") or 0), int(use.get("completion_tokens") or 0)
+        return Answer(
+            text or "",
+            self.name,
+            tin,
+            tout,
+            choice.get("finish_reason") or "stop",
+            cost_usd=self.cost(tin, tout),
+        )
+
+    def cost(self, tin: int, tout: int) -> float:
+        return (tin * self.prices[0] + tout * self.prices[1]) / 1e6
+
+    async def stream(self, call: Call):
+        """Open the upstream stream (errors raise before any byte is sent) and relay its events."""
+        return UpstreamStream(self, await self._send(call, stream=True), call.endpoint)
+
+
+class UpstreamStream:
+    """Relays an upstream's SSE events, renaming the model, and gathers the text for the log."""
+
+    def __init__(self, upstream: Upstream, resp, endpoint: str):
+        self.upstream, self.resp, self.endpoint = upstream, resp, endpoint
+        self.answer = Answer("", upstream.name)
+
+    async def events(self, model: str):
+        import json
+
+        from ladder.serve.schemas import sse
+
+        parts: list[str] = []
+        try:
+            async for line in self.resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    obj = json.loads(payload)
+                except ValueError:
+                    continue
+                obj["model"] = model
+                self._gather(obj, parts)
+                yield sse(obj)
+        finally:
+            await self.resp.aclose()
+            self.answer.text = "".join(parts)
+            self.answer.cost_usd = self.upstream.cost(self.answer.tokens_in, self.answer.tokens_out)
+        yield sse("[DONE]")
+
+    def _gather(self, obj: dict, parts: list[str]) -> None:
+        for ch in obj.get("choices") or []:
+            piece = (
+                (ch.get("delta") or {}).get("content")
+                if self.endpoint == "chat"
+                else ch.get("text")
+            )
+            parts.append(piece or "")
+            if ch.get("finish_reason"):
+                self.answer.finish = ch["finish_reason"]
+        use = obj.get("usage") or {}
+        if use:
+            self.answer.tokens_in = int(use.get("prompt_tokens") or 0)
+            self.answer.tokens_out = int(use.get("completion_tokens") or 0)
+
+
+def _upstream_message(raw: bytes) -> str:
+    import json
+
+    try:
+        obj = json.loads(raw)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        msg = err.get("message") if isinstance(err, dict) else (err or obj.get("detail"))
+        return str(msg or obj)[:300]
+    except ValueError:
+        return raw.decode("utf-8", "replace")[:300]
