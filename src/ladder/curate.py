@@ -49,7 +49,7 @@ def curate(
     counts = dict.fromkeys(
         (
             "logged",
-            "error",
+            "unusable",
             "route",
             "feedback",
             "invalid",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -143,7 +142,7 @@ def serve_cmd(
     """Serve a run's winner behind an OpenAI-compatible API (chat, completions, streaming), with a request log."""
     require("fastapi", "serve", "The gateway")
     from ladder.serve.app import create_app
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions, build_catalog, open_run
     from ladder.serve.logs import open_db, safe_url
     from ladder.serve.server import run as run_server
 
@@ -154,9 +153,12 @@ def serve_cmd(
         )
     if target_quality is not None and target_share is not None:
         raise LadderError("give --target-quality or --target-share, not both.")
-    log_db = open_db(
-        db, runs if not run or not Path(run).is_dir() else Path(run).resolve().parent.parent
-    )
+    runs_dir = runs
+    if run:  # an unknown run fails here, before anything loads
+        store, _ = open_run(run, runs)
+        runs_dir = str(store.runs_dir)
+        store.close()
+    log_db = open_db(db, runs_dir)
     if not no_auth and log_db.active_keys() == 0:
         raise LadderError(
             f"no API key exists in {safe_url(log_db.url)}.",
@@ -175,7 +177,7 @@ def serve_cmd(
     )
     opts = ServeOptions(
         run,
-        runs,
+        runs_dir,
         model,
         _pairs(adapter, "--adapter"),
         large,
@@ -197,6 +199,10 @@ def serve_cmd(
             f"[bold]Log[/]     {safe_url(log_db.url)}{'' if not no_auth else '  ·  [yellow]no API key required[/]'}"
         )
         console.print(f"[bold]Serving[/] http://{host}:{port}/v1  (Ctrl-C stops)")
-        run_server(create_app(catalog, log_db, auth=not no_auth), host, port)
+        try:
+            run_server(create_app(catalog, log_db, auth=not no_auth), host, port)
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+            pass
+        console.print("Stopped; the request log is flushed.")
     finally:
         catalog.close()
