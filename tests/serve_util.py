@@ -28,7 +28,9 @@ class Gateway:
     def client(self, key: str | None = None, **kw):
         import openai
 
-        return openai.OpenAI(base_url=self.url, api_key=key or self.key or "none", max_retries=0, **kw)
+        return openai.OpenAI(
+            base_url=self.url, api_key=key or self.key or "none", max_retries=0, **kw
+        )
 
     def stop(self) -> None:
         self.server.stop()

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from serve_util import climb_fake, gateway
 
 from ladder.serve.catalog import ServeOptions
+from serve_util import climb_fake, gateway
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,19 @@ def test_keys_create_list_revoke(run_cli):
         (["serve", "nope-run"], "no run 'nope-run'"),
         (["serve", "--model", "fake"], "no API key exists"),
         (["serve", "--model", "fake", "--no-auth", "--host", "0.0.0.0"], "would let anyone"),
-        (["serve", "--model", "fake", "--no-auth", "--target-quality", "0.9", "--target-share", "0.1"], "not both"),
+        (
+            [
+                "serve",
+                "--model",
+                "fake",
+                "--no-auth",
+                "--target-quality",
+                "0.9",
+                "--target-share",
+                "0.1",
+            ],
+            "not both",
+        ),
         (["serve", "--model", "fake", "--no-auth", "--adapter", "nofolder"], "NAME=PATH"),
         (["serve", "--model", "fake", "--no-auth", "--large-price", "cheap"], "IN,OUT"),
         (["curate", "--feedback", "maybe"], "not-bad"),
@@ -60,11 +72,19 @@ def test_ladder_serve_runs_a_real_server_and_flushes_the_log_on_ctrl_c(tmp_path)
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "LADDER_RUNS": os.environ["LADDER_RUNS"]}
     code = "import sys; from ladder.cli import main; main(sys.argv[1:])"
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", served.run_id, "--port", str(port), "--no-auth"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", served.run_id, "--port", str(port), "--no-auth"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/health", proc)
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-        r = c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Happy birthday from all of us"}])
+        r = c.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Happy birthday from all of us"}]
+        )
         assert r.choices[0].message.content in ("work", "personal", "spam")
     finally:
         proc.send_signal(signal.SIGINT)
@@ -106,12 +126,16 @@ def test_curated_log_becomes_train_data_and_never_touches_the_holdout(tmp_path, 
     task = load_task(served.task_dir)
     ds = load_dataset(task)
     holdout_text = ds.holdout[0].input
-    new = [f"Quarterly offsite number {i} needs a venue booked, reply with options" for i in range(6)]
+    new = [
+        f"Quarterly offsite number {i} needs a venue booked, reply with options" for i in range(6)
+    ]
     with gateway(ServeOptions(run=served.run_id)) as g:
         c = g.client()
 
         def ask(text, model="tiny"):
-            return c.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+            return c.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": text}]
+            )
 
         ids = [ask(t).id for t in new]
         ask(new[0])  # a duplicate input
@@ -126,14 +150,30 @@ def test_curated_log_becomes_train_data_and_never_touches_the_holdout(tmp_path, 
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "next.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {normalize(r["input"]) for r in rows} == {normalize(t) for t in new}
-    assert {r["meta"]["request_id"] for r in rows} & set(ids) and all(r["id"].startswith("log-") for r in rows)
+    assert {r["meta"]["request_id"] for r in rows} & set(ids) and all(
+        r["id"].startswith("log-") for r in rows
+    )
     text = " ".join(out.split())
-    assert "2 overlapping the hold-out" in text and "1 feedback" in text and "2 duplicate" in text and "Wrote 6 examples" in text
+    assert (
+        "2 overlapping the hold-out" in text
+        and "1 feedback" in text
+        and "2 duplicate" in text
+        and "Wrote 6 examples" in text
+    )
     # the curated file trains: it loads as train data, and a climb takes it
     extra = load_extra_examples(task, tmp_path / "next.jsonl")
     grown = load_dataset(task, extra=extra)
     assert len(grown.train) == len(ds.train) + 6 and grown.holdout == ds.holdout and not grown.leaks
-    code, out, err = run_cli("climb", served.task_dir, "--model", "fake", "--rungs", "few-shot", "--add-data", tmp_path / "next.jsonl")
+    code, out, err = run_cli(
+        "climb",
+        served.task_dir,
+        "--model",
+        "fake",
+        "--rungs",
+        "few-shot",
+        "--add-data",
+        tmp_path / "next.jsonl",
+    )
     assert code == 0, err
     assert "6 extra train example(s) from next.jsonl" in " ".join(out.split())
     from ladder.store.db import Store

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serve_util import gateway
 
 from ladder.engines.fake import FakeEngine
 from ladder.serve import logs
 from ladder.serve.catalog import ServeOptions
+from serve_util import gateway
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 
@@ -24,10 +24,21 @@ def hammer(g, n: int, workers: int = 32, tag: str = "") -> list[str]:
 
     def one(i):
         if i % 3 == 0:
-            return c.completions.create(model="fake", prompt=f"{tag} prompt {i}", max_tokens=2, temperature=1).id
+            return c.completions.create(
+                model="fake", prompt=f"{tag} prompt {i}", max_tokens=2, temperature=1
+            ).id
         if i % 3 == 1:
-            return c.chat.completions.create(model="fake", messages=[{"role": "user", "content": f"{tag} hi {i}"}], temperature=1).id
-        chunks = list(c.chat.completions.create(model="fake", messages=[{"role": "user", "content": f"{tag} s {i}"}], stream=True, temperature=1))
+            return c.chat.completions.create(
+                model="fake", messages=[{"role": "user", "content": f"{tag} hi {i}"}], temperature=1
+            ).id
+        chunks = list(
+            c.chat.completions.create(
+                model="fake",
+                messages=[{"role": "user", "content": f"{tag} s {i}"}],
+                stream=True,
+                temperature=1,
+            )
+        )
         return chunks[0].id
 
     with ThreadPoolExecutor(workers) as pool:
@@ -45,9 +56,14 @@ def test_no_lost_writes_under_concurrency():
 
 
 def test_two_gateways_share_one_sqlite_file():
-    with gateway(ServeOptions(model="fake")) as g1, gateway(ServeOptions(model="fake"), db=logs.open_db()) as g2:
+    with (
+        gateway(ServeOptions(model="fake")) as g1,
+        gateway(ServeOptions(model="fake"), db=logs.open_db()) as g2,
+    ):
         with ThreadPoolExecutor(2) as pool:
-            a, b = pool.map(lambda args: hammer(*args), [(g1, 120, 16, "one"), (g2, 120, 16, "two")])
+            a, b = pool.map(
+                lambda args: hammer(*args), [(g1, 120, 16, "one"), (g2, 120, 16, "two")]
+            )
         g1.gw.writer.flush()
         g2.gw.writer.flush()
     db = logs.open_db()
@@ -83,7 +99,9 @@ def postgres():
     runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # else platformdirs warns on import
     root = Path(tempfile.mkdtemp(prefix="ladder-pg-"))
-    pgserver = pytest.importorskip("pgserver", reason="pgserver is not installed (make install does it)")
+    pgserver = pytest.importorskip(
+        "pgserver", reason="pgserver is not installed (make install does it)"
+    )
     pytest.importorskip("psycopg", reason="the [postgres] extra is not installed")
     srv = pgserver.get_server(root / "data", cleanup_mode="stop")
     yield srv.get_uri()
@@ -98,7 +116,9 @@ def test_postgres_log_keys_feedback_and_concurrency(postgres):
     again.close()
     with gateway(ServeOptions(model="fake"), db=db) as g:
         ids = hammer(g, 96, 16)
-        resp = g.client().chat.completions.create(model="fake", messages=[{"role": "user", "content": "rate me"}])
+        resp = g.client().chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": "rate me"}]
+        )
         r = g.client().post("/feedback", body={"id": resp.id, "rating": "good"}, cast_to=dict)
         assert r["rating"] == "good"
         g.gw.writer.flush()

@@ -12,7 +12,6 @@ import json
 import httpx
 import numpy as np
 import pytest
-from serve_util import climb_fake, gateway, oracle_responder
 
 from ladder.dataset import load_dataset
 from ladder.engines.fake import FakeEngine
@@ -20,6 +19,7 @@ from ladder.serve.catalog import ServeOptions
 from ladder.serve.router import calibration_curve, choose, confidences
 from ladder.solution import Prediction
 from ladder.task import load_task
+from serve_util import climb_fake, gateway, oracle_responder
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 
@@ -34,7 +34,10 @@ def unsure_on_spam(task_dir):
         if label is None:
             return [-1.0] * len(req.choices)
         if label == "spam":
-            return [0.0 if c.strip() == "work" else (-0.2 if c.strip() == "spam" else -6.0) for c in req.choices]
+            return [
+                0.0 if c.strip() == "work" else (-0.2 if c.strip() == "spam" else -6.0)
+                for c in req.choices
+            ]
         return [0.0 if c.strip() == label else -6.0 for c in req.choices]
 
     return scorer
@@ -47,17 +50,25 @@ def test_curve_and_choice(classify_task):
     margins = [3.0, 2.0, 1.0, 0.5, 0.1, None]
     small = []
     for e, m in zip(exs, margins):
-        wrong = [lab for lab in task.labels if lab != e.output][0]
+        wrong = next(lab for lab in task.labels if lab != e.output)
         out = e.output if m is not None and m >= 1 else wrong
         small.append(Prediction(e.id, out if m is not None else None, m is not None))
     large = [Prediction(e.id, e.output, True) for e in exs]
     conf = [m if m is not None else 0.0 for m in margins]
     curve = calibration_curve(task, exs, small, conf, large, "accuracy")
     shares = [p["large_share"] for p in curve]
-    assert shares == sorted(shares) and curve[0]["large_share"] == pytest.approx(1 / 6, abs=1e-3) and curve[-1]["large_share"] == 1.0
+    assert (
+        shares == sorted(shares)
+        and curve[0]["large_share"] == pytest.approx(1 / 6, abs=1e-3)
+        and curve[-1]["large_share"] == 1.0
+    )
     assert curve[0]["quality"] == pytest.approx(4 / 6, abs=1e-3) and curve[-1]["quality"] == 1.0
     point, note = choose(curve, quality=1.0)
-    assert point["quality"] == 1.0 and point["large_share"] == pytest.approx(3 / 6, abs=1e-3) and note is None
+    assert (
+        point["quality"] == 1.0
+        and point["large_share"] == pytest.approx(3 / 6, abs=1e-3)
+        and note is None
+    )
     assert 0.5 < point["threshold"] <= 1.0  # margins 0.5 and 0.1 go large, 1.0 stays
     point, _ = choose(curve, share=0.34)
     assert point["large_share"] <= 0.34 and point["quality"] == pytest.approx(5 / 6, abs=1e-3)
@@ -79,7 +90,10 @@ def test_confidence_margin_invalid_and_likelihood(extract_task, classify_task):
     assert confidences(Sol(FakeEngine()), [None], [scored]) == [pytest.approx(2.5)]
     eng = FakeEngine(scorer=lambda req: [-3.0])
     exs = load_dataset(load_task(extract_task)).holdout[:2]
-    preds = [Prediction(exs[0].id, {"x": 1}, True, raw=' {"x": 1}', tokens_out=6), Prediction(exs[1].id, None, False, raw="nope")]
+    preds = [
+        Prediction(exs[0].id, {"x": 1}, True, raw=' {"x": 1}', tokens_out=6),
+        Prediction(exs[1].id, None, False, raw="nope"),
+    ]
     conf = confidences(Sol(eng), exs, preds)
     assert conf[0] == pytest.approx(np.exp(-3.0 / 6)) and conf[1] == 0.0
     assert confidences(Sol(eng), exs, preds, likelihood=False)[0] == 1.0
@@ -88,19 +102,34 @@ def test_confidence_margin_invalid_and_likelihood(extract_task, classify_task):
 @pytest.fixture
 def oracle(tmp_path):
     """The "large" model: another gateway serving an engine that knows every gold label."""
-    served = climb_fake(tmp_path, engine=lambda root: FakeEngine("fake", scorer=unsure_on_spam(root)))
+    served = climb_fake(
+        tmp_path, engine=lambda root: FakeEngine("fake", scorer=unsure_on_spam(root))
+    )
     eng = FakeEngine("oracle", responder=oracle_responder(served.task_dir))
-    with gateway(ServeOptions(model="oracle", engines={"oracle": eng}), auth=False, log=False) as up:
+    with gateway(
+        ServeOptions(model="oracle", engines={"oracle": eng}), auth=False, log=False
+    ) as up:
         yield served, up, eng
 
 
 def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
     served, up, oracle_engine = oracle
     small = FakeEngine("fake", scorer=unsure_on_spam(served.task_dir))
-    opts = ServeOptions(run=served.run_id, large=f"big={up.url}", large_model="oracle", engines={"fake": small}, target_quality=1.0, large_price=(1.0, 2.0))
+    opts = ServeOptions(
+        run=served.run_id,
+        large=f"big={up.url}",
+        large_model="oracle",
+        engines={"fake": small},
+        target_quality=1.0,
+        large_price=(1.0, 2.0),
+    )
     with gateway(opts) as g:
         cal = g.catalog.calibration
-        assert cal.achieved["quality"] == 1.0 and 0 < cal.achieved["large_share"] < 1 and cal.achieved["small_only"] < 1.0
+        assert (
+            cal.achieved["quality"] == 1.0
+            and 0 < cal.achieved["large_share"] < 1
+            and cal.achieved["small_only"] < 1.0
+        )
         saved = json.loads((g.catalog.ctx.run_dir / "serve" / "calibration-tiny.json").read_text())
         assert saved["threshold"] == cal.threshold and len(saved["curve"]) >= 2
         assert 0.2 < cal.threshold <= 6.0  # between spam's margin and the others'
@@ -109,7 +138,9 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         c = g.client()
 
         def ask(text):
-            raw = c.chat.completions.with_raw_response.create(model="tiny", messages=[{"role": "user", "content": text}])
+            raw = c.chat.completions.with_raw_response.create(
+                model="tiny", messages=[{"role": "user", "content": text}]
+            )
             return raw.headers, raw.parse()
 
         spam = "You have won five million dollars in our lottery, send your bank details and passport copy today."
@@ -119,11 +150,19 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         calls = oracle_engine.calls["generate"]
         h, r = ask(spam)
         assert h["x-ladder-route"].endswith("@big") and r.choices[0].message.content == "spam"
-        assert oracle_engine.calls["generate"] == calls + 1 and float(h["x-ladder-confidence"]) == pytest.approx(0.2)
+        assert oracle_engine.calls["generate"] == calls + 1 and float(
+            h["x-ladder-confidence"]
+        ) == pytest.approx(0.2)
         assert r.model_extra["ladder"]["reason"].startswith("confidence")
         # the large model's raw endpoint, proxied (and streamed through as it arrives)
-        assert c.completions.create(model="big", prompt="x: ", max_tokens=3).choices[0].text == " work"
-        streamed = "".join(ch.choices[0].text for ch in c.completions.create(model="big", prompt="x: ", stream=True) if ch.choices)
+        assert (
+            c.completions.create(model="big", prompt="x: ", max_tokens=3).choices[0].text == " work"
+        )
+        streamed = "".join(
+            ch.choices[0].text
+            for ch in c.completions.create(model="big", prompt="x: ", stream=True)
+            if ch.choices
+        )
         assert streamed == " work"
         up.stop()  # the large model goes down
         h, r = ask(spam + " ")
@@ -131,7 +170,12 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         assert r.choices[0].message.content == "work"  # the small model's answer, flagged
         h, _ = ask(spam + "  ")
         assert "skipped: down" in h["x-ladder-fallback"]
-        err = httpx.post(f"{g.url}/completions", json={"model": "big", "prompt": "x"}, headers={"Authorization": f"Bearer {g.key}"}, timeout=30)
+        err = httpx.post(
+            f"{g.url}/completions",
+            json={"model": "big", "prompt": "x"},
+            headers={"Authorization": f"Bearer {g.key}"},
+            timeout=30,
+        )
         assert err.status_code == 502 and err.json()["error"]["code"] == "upstream_unavailable"
         assert "down" in httpx.get(g.root + "/health").json()["upstreams"]["big"]
         assert "ladder_fallbacks_total" in httpx.get(g.root + "/metrics").text
@@ -139,16 +183,27 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         rows = g.db.query(model="tiny")
         assert {r["route"].endswith("@big") for r in rows} == {True, False}
         assert sum(1 for r in rows if r["fallback"]) == 2
-        big = [r for r in rows if r["route"].endswith("@big")][0]
-        assert big["cost_usd"] == pytest.approx((big["tokens_in"] * 1 + big["tokens_out"] * 2) / 1e6)
+        big = next(r for r in rows if r["route"].endswith("@big"))
+        assert big["cost_usd"] == pytest.approx(
+            (big["tokens_in"] * 1 + big["tokens_out"] * 2) / 1e6
+        )
 
 
 def test_route_with_the_large_model_down_at_start_uses_a_share_target(oracle, tmp_path):
     served, up, _ = oracle
     up.stop()
-    opts = ServeOptions(run=served.run_id, large=f"{up.url}", large_model="oracle", target_share=0.3)
+    opts = ServeOptions(
+        run=served.run_id, large=f"{up.url}", large_model="oracle", target_share=0.3
+    )
     with gateway(opts) as g:
         cal = g.catalog.calibration
-        assert cal.achieved["large_share"] <= 0.3 and cal.achieved["quality"] is None and "unavailable" in cal.note
-        raw = g.client().chat.completions.with_raw_response.create(model="tiny", messages=[{"role": "user", "content": "Cheap pills without any prescription needed"}])
+        assert (
+            cal.achieved["large_share"] <= 0.3
+            and cal.achieved["quality"] is None
+            and "unavailable" in cal.note
+        )
+        raw = g.client().chat.completions.with_raw_response.create(
+            model="tiny",
+            messages=[{"role": "user", "content": "Cheap pills without any prescription needed"}],
+        )
         assert raw.parse().choices[0].message.content in ("work", "personal", "spam")

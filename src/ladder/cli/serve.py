@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -99,6 +100,13 @@ def serve_cmd(
             help="calibrate the route to at most this share of large calls",
         ),
     ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="route to the large model below this confidence, as given (no calibration target)",
+        ),
+    ] = None,
     price_hour: Annotated[
         float,
         typer.Option(
@@ -151,8 +159,8 @@ def serve_cmd(
             f"--no-auth on {host} would let anyone on the network use the models.",
             fix="serve on 127.0.0.1, or create a key with `ladder keys create NAME`.",
         )
-    if target_quality is not None and target_share is not None:
-        raise LadderError("give --target-quality or --target-share, not both.")
+    if sum(x is not None for x in (target_quality, target_share, threshold)) > 1:
+        raise LadderError("give one of --target-quality, --target-share or --threshold.")
     runs_dir = runs
     if run:  # an unknown run fails here, before anything loads
         store, _ = open_run(run, runs)
@@ -165,29 +173,30 @@ def serve_cmd(
             fix="create one with `ladder keys create NAME` (same --runs/--db), or pass --no-auth to try it on loopback.",
         )
     limits = Limits(
-        max_body,
-        max_tokens,
-        min(256, max_tokens),
-        max_prompt,
-        max_queue,
-        max_batch,
-        timeout,
-        upstream_timeout,
+        max_body_bytes=max_body,
+        max_tokens=max_tokens,
+        default_max_tokens=min(256, max_tokens),
+        max_prompt_tokens=max_prompt,
+        max_queue=max_queue,
+        max_batch=max_batch,
+        request_timeout_s=timeout,
+        upstream_timeout_s=upstream_timeout,
         cache_entries=cache,
     )
     opts = ServeOptions(
-        run,
-        runs_dir,
-        model,
-        _pairs(adapter, "--adapter"),
-        large,
-        large_model,
-        small,
-        target_quality,
-        target_share,
-        price_hour,
-        _prices(large_price),
-        limits,
+        run=run,
+        runs_dir=runs_dir,
+        model=model,
+        adapters=_pairs(adapter, "--adapter"),
+        large=large,
+        large_model=large_model,
+        small=small,
+        target_quality=target_quality,
+        target_share=target_share,
+        threshold=threshold,
+        price_hour=price_hour,
+        large_price=_prices(large_price),
+        limits=limits,
     )
     with RichProgress() as progress:
         catalog = build_catalog(opts, progress)
@@ -199,10 +208,8 @@ def serve_cmd(
             f"[bold]Log[/]     {safe_url(log_db.url)}{'' if not no_auth else '  ·  [yellow]no API key required[/]'}"
         )
         console.print(f"[bold]Serving[/] http://{host}:{port}/v1  (Ctrl-C stops)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutting down
             run_server(create_app(catalog, log_db, auth=not no_auth), host, port)
-        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
-            pass
         console.print("Stopped; the request log is flushed.")
     finally:
         catalog.close()

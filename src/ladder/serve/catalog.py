@@ -59,6 +59,7 @@ class ServeOptions:
     small: str | None = None  # the rung the route answers with (default: the best local one)
     target_quality: float | None = None
     target_share: float | None = None
+    threshold: float | None = None  # route below this confidence, as set (no target)
     price_hour: float = 0.0  # $/hour of the machine serving local models
     large_price: tuple[float, float] = (0.0, 0.0)  # $ per 1M tokens in, out
     limits: Limits = field(default_factory=Limits)
@@ -464,22 +465,23 @@ def _route(
 
 
 def _calibrate(ctx: Context, opts: ServeOptions, small: TaskModel, large: TaskModel) -> Calibration:
-    quality, share = opts.target_quality, opts.target_share
-    bar = ctx.task.spec.bar
-    if quality is None and share is None and bar is not None:
-        try:
-            cal = calibrate(ctx, ctx.task.name, small, large, quality=bar.threshold, share=None)
-        except LadderError:  # the large model is down: calibrate to a share of calls instead
-            cal = calibrate(
-                ctx,
-                ctx.task.name,
-                small,
-                large,
-                quality=None,
-                share=None,
-                large_error="unreachable",
-            )
-    else:
-        cal = calibrate(ctx, ctx.task.name, small, large, quality=quality, share=share)
+    """Calibrate to the target given; by default to the task's bar, or 20% large calls without one."""
+    quality, bar = opts.target_quality, ctx.task.spec.bar
+    by_bar = quality is None and opts.target_share is None and opts.threshold is None and bar
+    run = partial(
+        calibrate,
+        ctx,
+        ctx.task.name,
+        small,
+        large,
+        share=opts.target_share,
+        threshold=opts.threshold,
+    )
+    try:
+        cal = run(quality=bar.threshold if by_bar else quality)
+    except LadderError as exc:
+        if not by_bar:
+            raise
+        cal = run(quality=None, large_error=str(exc))  # the large model is down: a share target
     atomic_write_json(ctx.run_dir / "serve" / f"calibration-{ctx.task.name}.json", cal.to_json())
     return cal

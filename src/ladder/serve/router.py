@@ -89,8 +89,10 @@ def _to_large(conf: np.ndarray, valid: np.ndarray, t: float) -> np.ndarray:
     return (~valid) | (conf < t)
 
 
-def calibration_curve(task, examples, small_preds, conf, large_preds, metric: str) -> list[dict]:
-    """Large-call share and mixed quality at every threshold that changes the routing."""
+def calibration_curve(
+    task, examples, small_preds, conf, large_preds, metric: str, extra: float | None = None
+) -> list[dict]:
+    """Large-call share and mixed quality at every threshold that changes the routing (+ `extra`)."""
     from ladder.evaluation.metrics import metric_for
     from ladder.evaluation.scorecard import table_for
 
@@ -99,6 +101,8 @@ def calibration_curve(task, examples, small_preds, conf, large_preds, metric: st
     finite = np.unique(c[np.isfinite(c)])
     hi = math.nextafter(float(finite[-1]), math.inf) if len(finite) else 0.0
     thresholds = [*finite.tolist(), hi] if len(finite) else [0.0]
+    if extra is not None:
+        thresholds = sorted({*thresholds, extra})
     fn = metric_for(task.kind, metric).fn
     idx = np.arange(len(examples))
     points = []
@@ -149,6 +153,7 @@ def calibrate(
     quality: float | None,
     share: float | None,
     large_error: str | None = None,
+    threshold: float | None = None,
 ) -> Calibration:
     """Calibrate on the hold-out items the run predicted with the small solution."""
     from ladder.rungs.base import primary_metric
@@ -180,8 +185,11 @@ def calibrate(
             fix="start the upstream, or calibrate to a share of large calls with --target-share.",
         )
     metric = primary_metric(ctx)
-    curve = calibration_curve(ctx.task, examples, small_preds, conf, large_preds, metric)
-    point, note = choose(curve, quality=quality, share=share)
+    curve = calibration_curve(ctx.task, examples, small_preds, conf, large_preds, metric, threshold)
+    if threshold is not None:  # set by hand: the curve says what it does
+        point, note = next(p for p in curve if p["threshold"] == round(threshold, 6)), None
+    else:
+        point, note = choose(curve, quality=quality, share=share)
     if large_preds is None:
         note = f"large model unavailable while calibrating ({large_error}); quality not measured"
     return Calibration(
@@ -193,9 +201,7 @@ def calibrate(
         if any(p.scores for p in small_preds)
         else "answer likelihood (0 when invalid)",
         point["threshold"],
-        {"quality": quality}
-        if quality is not None
-        else {"large_share": 0.2 if share is None else share},
+        _target(quality, share, threshold),
         {
             "quality": point["quality"],
             "large_share": point["large_share"],
@@ -206,6 +212,14 @@ def calibrate(
         curve,
         note,
     )
+
+
+def _target(quality: float | None, share: float | None, threshold: float | None) -> dict:
+    if threshold is not None:
+        return {"threshold": threshold}
+    if quality is not None:
+        return {"quality": quality}
+    return {"large_share": 0.2 if share is None else share}
 
 
 # ---------------------------------------------------------------- the route
