@@ -51,7 +51,7 @@ def test_keys_create_list_revoke(run_cli):
                 "--target-share",
                 "0.1",
             ],
-            "not both",
+            "give one of",
         ),
         (["serve", "--model", "fake", "--no-auth", "--adapter", "nofolder"], "NAME=PATH"),
         (["serve", "--model", "fake", "--no-auth", "--large-price", "cheap"], "IN,OUT"),

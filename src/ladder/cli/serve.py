@@ -150,8 +150,9 @@ def serve_cmd(
     """Serve a run's winner behind an OpenAI-compatible API (chat, completions, streaming), with a request log."""
     require("fastapi", "serve", "The gateway")
     from ladder.serve.app import create_app
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog, open_run
+    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
     from ladder.serve.logs import open_db, safe_url
+    from ladder.serve.runs import open_run
     from ladder.serve.server import run as run_server
 
     if no_auth and host not in LOOPBACK:
