@@ -45,6 +45,7 @@ lint: install
 bench: install
 	$(BIN)/ladder models prepare
 	$(BIN)/python benchmarks/eval_throughput.py
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
