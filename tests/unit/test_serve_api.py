@@ -349,3 +349,17 @@ def test_health_and_no_auth_mode(tmp_path):
             g.client(key="anything").completions.create(model="fake", prompt="x").choices[0].text
             == " ok"
         )
+
+
+def test_gate_bounds_calls_in_flight():
+    from ladder.serve.worker import Gate, Overloaded
+
+    gate = Gate(2, "the upstream")
+    with (
+        gate.slot(),
+        gate.slot(),
+        pytest.raises(Overloaded, match="2 requests are already waiting"),
+    ):
+        gate.slot().__enter__()
+    with gate.slot():
+        assert gate.inflight == 1

@@ -25,7 +25,7 @@ from ladder.serve.router import Calibration
 from ladder.serve.schemas import ApiError
 from ladder.serve.targets import LocalModel
 from ladder.serve.upstream import Health, Upstream
-from ladder.serve.worker import Worker
+from ladder.serve.worker import Gate, Worker
 from ladder.store.db import Store
 from ladder.task import ModelSpec
 
@@ -72,6 +72,8 @@ class Catalog:
         self.pool = ThreadPoolExecutor(
             limits.upstream_concurrency, thread_name_prefix="ladder-upstream"
         )
+        # remote task models share the pool; this bounds how many may wait for it
+        self.remote_gate = Gate(limits.upstream_concurrency + limits.max_queue, "remote models")
         self.upstreams: list[Upstream] = []
         self.ctx: Context | None = None
         self.engines: list[Any] = []
@@ -231,6 +233,7 @@ def add_large(cat: Catalog, opts: ServeOptions, task=None):
         concurrency=conc,
         prices=opts.large_price,
         health=health,
+        max_waiting=opts.limits.max_queue,
     )
     cat.upstreams.append(up)
     cat.add(up)

@@ -30,6 +30,7 @@ import numpy as np
 from ladder.engines.base import ScoreRequest
 from ladder.errors import LadderError
 from ladder.serve.targets import Answer, Call, Target, TaskModel
+from ladder.serve.worker import Overloaded
 
 # ---------------------------------------------------------------- confidence
 
@@ -264,6 +265,8 @@ class Route(Target):
             )
         try:
             large = await self.large.answer(call)
+        except Overloaded as exc:  # our own queue to it is full: busy, not down
+            return self._fallback(small, why, f"large model busy: {_short(exc)}")
         except Exception as exc:
             self.health.failed(_short(exc))
             return self._fallback(small, why, f"large model failed: {_short(exc)}")

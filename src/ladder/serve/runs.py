@@ -154,6 +154,7 @@ def _task_model(
         route,
         worker=cat.worker if local else None,
         pool=None if local else cat.pool,
+        gate=cat.remote_gate,
         confidence=partial(confidences, likelihood=likelihood),
         price_hour=price_hour if local else 0.0,
         prices=(0.0, 0.0) if local else prices,

@@ -16,7 +16,7 @@ from typing import Any
 from ladder.dataset import Example
 from ladder.engines.base import GenRequest
 from ladder.serve.schemas import ApiError
-from ladder.serve.worker import Worker
+from ladder.serve.worker import Gate, Worker
 
 
 @dataclass
@@ -166,6 +166,7 @@ class TaskModel(Target):
         *,
         worker: Worker | None,
         pool: ThreadPoolExecutor | None = None,
+        gate: Gate | None = None,
         confidence=None,
         price_hour: float = 0.0,
         prices: tuple[float, float] = (0.0, 0.0),
@@ -175,6 +176,7 @@ class TaskModel(Target):
 
         self.name, self.solution, self.route = name, solution, route
         self.worker, self.pool, self.timeout = worker, pool, timeout
+        self.gate = gate or Gate(256, "the remote model")  # bounds the pool's waiting line
         self.confidence = confidence  # (solution, examples, preds) -> list[float | None]
         self.price_hour, self.prices = price_hour, prices
         self.kind_ = registries().kinds.get(solution.task.kind)
@@ -235,4 +237,6 @@ class TaskModel(Target):
         if self.worker is not None:
             return await on_worker(self.worker, (self.name, temp, seed), ex, run, self.timeout)
         loop = asyncio.get_running_loop()
-        return (await asyncio.wait_for(loop.run_in_executor(self.pool, run, [ex]), self.timeout))[0]
+        with self.gate.slot():
+            fut = loop.run_in_executor(self.pool, run, [ex])
+            return (await asyncio.wait_for(fut, self.timeout))[0]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ladder.serve.schemas import ApiError, loads, sse
 from ladder.serve.targets import Answer, Call, Target
+from ladder.serve.worker import Gate, Overloaded
 
 
 @dataclass
@@ -53,12 +54,14 @@ class Upstream(Target):
         concurrency: int,
         prices: tuple[float, float] = (0.0, 0.0),
         health: Health | None = None,
+        max_waiting: int = 256,
     ):
         self.name, self.base_url, self.remote = name, base_url.rstrip("/"), remote_model
         self._key, self.timeout, self.concurrency = api_key, timeout, concurrency
         self.prices = prices
         self.health = health or Health()
         self.description = f"upstream {remote_model} at {self.base_url}"
+        self.gate = Gate(concurrency + max_waiting, f"upstream {name}")
         self._client = None
 
     def client(self):
@@ -99,9 +102,14 @@ class Upstream(Target):
 
         path, body = self._request(call, stream)
         try:
-            resp = await self.client().send(
-                self.client().build_request("POST", path, json=body), stream=True
-            )
+            with self.gate.slot():
+                resp = await self.client().send(
+                    self.client().build_request("POST", path, json=body), stream=True
+                )
+        except httpx.PoolTimeout:  # our own connections are all busy: not the upstream's fault
+            raise Overloaded(
+                f"all {self.concurrency} connections to {self.name} are busy"
+            ) from None
         except httpx.TimeoutException:
             raise self._unavailable(f"no answer within {self.timeout:g} s") from None
         except httpx.TransportError as exc:

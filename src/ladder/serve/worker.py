@@ -16,12 +16,30 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 
 class Overloaded(Exception):
-    """The worker's queue is full."""
+    """Too many requests are already waiting (the gateway answers 503 with Retry-After)."""
+
+
+class Gate:
+    """At most `limit` calls in flight on one event loop; the next is refused at once."""
+
+    def __init__(self, limit: int, what: str):
+        self.limit, self.what, self.inflight = limit, what, 0
+
+    @contextmanager
+    def slot(self):
+        if self.inflight >= self.limit:
+            raise Overloaded(f"{self.inflight} requests are already waiting for {self.what}")
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
 
 
 @dataclass
