@@ -72,11 +72,32 @@ class LogDB:
     placeholder = "?"
     url = ""
 
-    def _conn(self):  # a connection for the calling thread
+    def __init__(self) -> None:
+        self._local = threading.local()  # one connection per thread
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _connect(self):  # a new connection
         raise NotImplementedError
+
+    def _conn(self):
+        """The calling thread's connection (opened on first use, or again after `close`)."""
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(db, "closed", False):
+            db = self._local.db = self._connect()
+            with self._lock:
+                self._all.append(db)
+        return db
 
     def _tx(self, fn):  # run fn(cursor-like) in one transaction
         raise NotImplementedError
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
@@ -159,9 +180,6 @@ class LogDB:
             self._rows("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")[0]["n"]
         )
 
-    def close(self) -> None:
-        pass
-
 
 class SQLiteDB(LogDB):
     """The run store's database file (`ladder.db`), one connection per thread, WAL."""
@@ -173,22 +191,13 @@ class SQLiteDB(LogDB):
         self.path, self.runs_dir = store.path, store.runs_dir
         store.close()
         self.url = str(self.path)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def _conn(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=30000")
         return db
 
     def _tx(self, fn) -> None:
@@ -201,13 +210,6 @@ class SQLiteDB(LogDB):
             raise
         db.execute("COMMIT")
 
-    def close(self) -> None:
-        with self._lock:
-            for db in self._all:
-                db.close()
-            self._all.clear()
-        self._local = threading.local()
-
 
 class PostgresDB(LogDB):
     """A PostgreSQL database by URL; the same tables, applied by the same migration names."""
@@ -218,9 +220,7 @@ class PostgresDB(LogDB):
         self._psycopg = require("psycopg", "postgres", "Logging requests to PostgreSQL")
         self.url = safe_url(url)
         self._dsn = url
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
+        super().__init__()
         try:
             self._migrate()
         except self._psycopg.Error as exc:
@@ -229,14 +229,8 @@ class PostgresDB(LogDB):
                 fix="check the URL (postgresql://user:password@host:port/dbname) and that the server is up.",
             ) from None
 
-    def _conn(self):
-        db = getattr(self._local, "db", None)
-        if db is None or db.closed:
-            db = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
-        return db
+    def _connect(self):
+        return self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
 
     def _tx(self, fn) -> None:
         db = self._conn()
@@ -260,13 +254,6 @@ class PostgresDB(LogDB):
                     )
 
         self._tx(run)
-
-    def close(self) -> None:
-        with self._lock:
-            for db in self._all:
-                db.close()
-            self._all.clear()
-        self._local = threading.local()
 
 
 class _PGCursor:
