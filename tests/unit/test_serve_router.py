@@ -207,3 +207,57 @@ def test_route_with_the_large_model_down_at_start_uses_a_share_target(oracle, tm
             messages=[{"role": "user", "content": "Cheap pills without any prescription needed"}],
         )
         assert raw.parse().choices[0].message.content in ("work", "personal", "spam")
+
+
+def test_extract_route_sends_invalid_json_to_the_large_model(tmp_path):
+    """Extraction: an unparseable answer always goes large; a valid one carries its likelihood."""
+    from conftest import write_extract_task
+    from ladder.climb import ClimbOptions, climb
+
+    root = write_extract_task(tmp_path / "xtask")
+    gold = {e.input: e.output for e in load_dataset(load_task(root)).examples}
+
+    def find(prompt: str):
+        query = prompt.rsplit("Input:\n", 1)[-1]
+        return next((o for t, o in gold.items() if query.startswith(t)), {})
+
+    def small(req) -> str:  # right on technical tickets, garbage on billing ones
+        g = find(req.prompt)
+        return " not json" if g.get("category") == "billing" else " " + json.dumps(g)
+
+    def engine():
+        return FakeEngine("fake", responder=small)
+
+    res = climb(
+        root,
+        ClimbOptions(model="fake", rungs=["zero-shot"], variant="instructions+format"),
+        ctx_hook=lambda ctx: ctx.set_engine("fake", engine()),
+    )
+    oracle = FakeEngine("oracle", responder=lambda req: " " + json.dumps(find(req.prompt)))
+    with gateway(
+        ServeOptions(model="oracle", engines={"oracle": oracle}), auth=False, log=False
+    ) as up:
+        opts = ServeOptions(
+            run=res.run_id,
+            large=f"big={up.url}",
+            large_model="oracle",
+            engines={"fake": engine()},
+            target_quality=1.0,
+        )
+        with gateway(opts) as g:
+            cal = g.catalog.calibration
+            assert cal.confidence.startswith("answer likelihood") and cal.achieved["quality"] == 1.0
+            assert 0.3 < cal.achieved["large_share"] < 0.7  # the billing half, no more
+            c = g.client()
+            for text, want in list(gold.items())[:6]:
+                raw = c.chat.completions.with_raw_response.create(
+                    model="tiny-extract", messages=[{"role": "user", "content": text}]
+                )
+                r = raw.parse()
+                assert json.loads(r.choices[0].message.content) == want
+                if want["category"] == "billing":
+                    assert raw.headers["x-ladder-route"] == "zero-shot@big"
+                    assert r.model_extra["ladder"]["reason"] == "small model's output is invalid"
+                else:
+                    assert raw.headers["x-ladder-route"] == "zero-shot"
+                    assert 0 < float(raw.headers["x-ladder-confidence"]) <= 1

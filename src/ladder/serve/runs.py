@@ -108,10 +108,13 @@ def _solutions(
 ) -> dict[str, TaskModel]:
     """Every finished rung, rebuilt as a served task model `TASK/RUNG`."""
     solved: dict[str, TaskModel] = {}
+    arts = {a["rung"]: a["path"] for a in store.artifacts(ctx.run_id) if a["kind"] == "adapter"}
     for row in store.rungs(ctx.run_id):
         desc = row.get("solution")
         if row["status"] != "done" or not desc:
             continue
+        if not desc.get("adapter") and row["rung"] in arts:  # the rung's adapter, as stored
+            desc = {**desc, "adapter": arts[row["rung"]]}
         try:
             sol = rebuild(ctx, desc, by_path)
         except LadderError as exc:
