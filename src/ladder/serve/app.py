@@ -71,7 +71,6 @@ def _pieces(text: str) -> list[str]:
 
 
 async def _serve(gw: Gateway, request, endpoint: str):
-
     t0 = time.perf_counter()
     rid = ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
     rec = _record(rid, endpoint, await gw.key_id(request), gw.catalog)
@@ -116,7 +115,6 @@ async def _serve(gw: Gateway, request, endpoint: str):
 
 
 async def _relay(gw: Gateway, target, call: Call, rec: dict, t0: float, model: str):
-
     stream = await target.stream(call)  # errors surface here, before the 200 is sent
 
     async def events():
@@ -134,7 +132,6 @@ async def _relay(gw: Gateway, target, call: Call, rec: dict, t0: float, model: s
 
 
 def _error_response(exc: ApiError):
-
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 

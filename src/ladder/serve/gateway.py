@@ -42,7 +42,6 @@ class Gateway:
     # ------------------------------------------------------------ edges
 
     async def key_id(self, request) -> str | None:
-
         if not self.auth:
             return None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -57,6 +56,8 @@ class Gateway:
         if hit is None or hit[1] < time.monotonic():
             kid = await run_in_threadpool(self.db.key_id, token.strip())
             hit = (kid, time.monotonic() + self.limits.key_cache_s)
+            if len(self._keys) >= 10_000:  # random wrong keys must not grow it without bound
+                self._keys.clear()
             self._keys[h] = hit
         if hit[0] is None:
             raise ApiError(
@@ -175,7 +176,6 @@ class Gateway:
     # ------------------------------------------------------------ the log
 
     async def log(self, rec: dict[str, Any], t0: float, ans: Answer | None = None) -> None:
-
         rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         if ans is not None:
             rec.update(
@@ -189,10 +189,12 @@ class Gateway:
                 fallback=ans.fallback,
                 output=None if ans.output is None else json.dumps(ans.output, ensure_ascii=False),
             )
-        model, route = rec["model"] or "-", rec.get("route") or "-"
+        # label values only from names served here: callers must not grow the metric set
+        model = rec["model"] if rec["model"] in self.catalog.targets else "-"
+        route = rec.get("route") or "-"
         m = self.metrics
         m.requests.labels(model, route, str(rec["status"])).inc()
-        if rec["status"] == 200 and model in self.catalog.targets:
+        if rec["status"] == 200 and model != "-":
             m.latency.labels(model).observe(rec["latency_ms"] / 1000)
             m.tokens.labels(model, "in").inc(rec["tokens_in"])
             m.tokens.labels(model, "out").inc(rec["tokens_out"])

@@ -9,6 +9,7 @@ thread, batched); solutions on remote models run in a bounded thread pool; upstr
 from __future__ import annotations
 
 import asyncio
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,26 @@ def plain_chat(messages: list[dict[str, str]]) -> str:
     return "\n\n".join([*lines, "Assistant:"])
 
 
+def loop_tokenizer(engine):
+    """The engine's tokenizer, copied once for the event loop's own use (token limits, chat).
+
+    A fast tokenizer is not safe to call from two threads at once (each call sets its padding
+    and truncation state), and the engine worker thread calls the engine's own.
+    """
+    base = getattr(engine, "base", engine)  # adapter views share their base's tokenizer
+    tok = getattr(base, "tokenizer", None)
+    if tok is None:
+        return None
+    if "_loop_tokenizer" not in base.__dict__:
+        base.__dict__["_loop_tokenizer"] = copy.deepcopy(tok)
+    return base.__dict__["_loop_tokenizer"]
+
+
+def count_tokens(engine, text: str) -> int:
+    tok = loop_tokenizer(engine)
+    return len(tok(text).input_ids) if tok is not None else engine.count_tokens(text)
+
+
 async def on_worker(worker: Worker, key, item, run, timeout: float):
     """Run a job on the engine worker and wait for it without blocking the event loop."""
     fut = worker.submit(key, item, run)
@@ -114,14 +135,14 @@ class LocalModel(Target):
         )
 
     def count_tokens(self, text: str) -> int:
-        return self.engine.count_tokens(text)
+        return count_tokens(self.engine, text)
 
     def cache_id(self) -> str:
         ident = getattr(self.engine, "identity", None)
         return ident() if ident else self.name
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
-        tok = getattr(self.engine, "tokenizer", None)
+        tok = loop_tokenizer(self.engine)
         if tok is not None and getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             bos = tok.bos_token or ""
@@ -185,7 +206,7 @@ class TaskModel(Target):
         )
 
     def count_tokens(self, text: str) -> int:
-        return self.solution.engine.count_tokens(text)
+        return count_tokens(self.solution.engine, text)
 
     def cache_id(self) -> str:
         ident = getattr(self.solution.engine, "identity", None)
