@@ -46,53 +46,45 @@ def curate(
     near_duplicate: float | None = None,
 ) -> Curated:
     """Filter, dedupe and hold-out-guard logged requests of a task model (rows from the log)."""
-    counts = dict.fromkeys(
-        (
-            "logged",
-            "unusable",
-            "route",
-            "feedback",
-            "invalid",
-            "duplicate",
-            "holdout",
-            "known",
-            "kept",
-        ),
-        0,
-    )
+    counts = dict.fromkeys(("logged", "duplicate", "known", "holdout", "kept"), 0)
     best: dict[str, dict[str, Any]] = {}
     for r in rows:
         counts["logged"] += 1
-        if r.get("status") != 200 or r.get("output") is None or not r.get("input"):
-            counts["unusable"] += 1
-        elif routes and r.get("route") not in routes:
-            counts["route"] += 1
-        elif (feedback == "good" and r.get("feedback") != "good") or (
-            feedback == "not-bad" and r.get("feedback") == "bad"
-        ):
-            counts["feedback"] += 1
-        elif not include_invalid and not r.get("valid"):
-            counts["invalid"] += 1
-        else:
-            key = normalize(r["input"])
-            if key in best:
-                counts["duplicate"] += 1
-            if key not in best or _prefer(r) > _prefer(best[key]):
-                best[key] = r
-    examples = [_example(r, task) for r in best.values()]
-    examples = [e for e in examples if e is not None]
+        why = _dropped(r, routes, feedback, include_invalid)
+        if why:
+            counts[why] = counts.get(why, 0) + 1
+            continue
+        key = normalize(r["input"])
+        counts["duplicate"] += key in best
+        if key not in best or _prefer(r) > _prefer(best[key]):
+            best[key] = r
+    examples = [e for e in (_example(r) for r in best.values()) if e is not None]
     known = {normalize(e.input) for s in ("train", "dev") for e in dataset.splits[s]}
     fresh = [e for e in examples if normalize(e.input) not in known]
-    counts["known"] = len(examples) - len(fresh)
     threshold = near_duplicate or task.spec.leakage.near_duplicate
     leaked = {p.holdout_id for p in find_leaks(fresh, {"holdout": dataset.holdout}, threshold)}
-    counts["holdout"] = len(leaked)
     kept = [e for e in fresh if e.id not in leaked]
-    counts["kept"] = len(kept)
+    counts.update(known=len(examples) - len(fresh), holdout=len(leaked), kept=len(kept))
+    for why in ("unusable", "route", "feedback", "invalid"):
+        counts.setdefault(why, 0)
     return Curated(kept, counts)
 
 
-def _example(row: dict[str, Any], task: Task) -> Example | None:
+def _dropped(row: dict[str, Any], routes, feedback: str, include_invalid: bool) -> str | None:
+    """Why a logged row is not training material, or None."""
+    if row.get("status") != 200 or row.get("output") is None or not row.get("input"):
+        return "unusable"  # an error, or a raw-model request (no task output)
+    if routes and row.get("route") not in routes:
+        return "route"
+    rating = row.get("feedback")
+    if (feedback == "good" and rating != "good") or (feedback == "not-bad" and rating == "bad"):
+        return "feedback"
+    if not include_invalid and not row.get("valid"):
+        return "invalid"
+    return None
+
+
+def _example(row: dict[str, Any]) -> Example | None:
     output = json.loads(row["output"]) if isinstance(row["output"], str) else row["output"]
     if output is None:
         return None

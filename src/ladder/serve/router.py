@@ -159,25 +159,13 @@ def calibrate(
     """Calibrate on the hold-out items the run predicted with the small solution."""
     from ladder.rungs.base import primary_metric
 
-    sol = small.solution
-    stored = ctx.store.predictions(ctx.run_id, sol.rung, sol.variant, "holdout")
-    examples = [e for e in ctx.dataset.holdout if e.id in stored]
-    if not examples:
-        raise LadderError(
-            f"the run has no hold-out predictions of {sol.rung} to calibrate the router on.",
-            fix="serve a run whose climb finished that rung, or name another with --small.",
-        )
-    small_preds = [stored[e.id] for e in examples]
-    conf = confidences(sol, examples, small_preds)
+    examples, small_preds = _holdout(ctx, small.solution)
+    conf = confidences(small.solution, examples, small_preds)
     large_preds = None
     if large_error is None:
         try:
-            large_preds = ctx.predict(
-                large.solution,
-                examples,
-                "holdout",
-                desc=f"calibration · {large.route} on the hold-out",
-            )
+            desc = f"calibration · {large.route} on the hold-out"
+            large_preds = ctx.predict(large.solution, examples, "holdout", desc=desc)
         except LadderError as exc:
             large_error = str(exc)
     if large_preds is None and quality is not None:
@@ -193,26 +181,39 @@ def calibrate(
         point, note = choose(curve, quality=quality, share=share)
     if large_preds is None:
         note = f"large model unavailable while calibrating ({large_error}); quality not measured"
+    scored = any(p.scores for p in small_preds)
     return Calibration(
-        route,
-        small.route,
-        large.route,
-        metric,
-        "label log-probability margin"
-        if any(p.scores for p in small_preds)
+        route=route,
+        small=small.route,
+        large=large.route,
+        metric=metric,
+        confidence="label log-probability margin"
+        if scored
         else "answer likelihood (0 when invalid)",
-        point["threshold"],
-        _target(quality, share, threshold),
-        {
+        threshold=point["threshold"],
+        target=_target(quality, share, threshold),
+        achieved={
             "quality": point["quality"],
             "large_share": point["large_share"],
             "small_only": curve[0]["quality"],
             "large_only": curve[-1]["quality"],
         },
-        len(examples),
-        curve,
-        note,
+        n=len(examples),
+        curve=curve,
+        note=note,
     )
+
+
+def _holdout(ctx, solution) -> tuple[list, list]:
+    """The hold-out examples the run predicted with this solution, and those predictions."""
+    stored = ctx.store.predictions(ctx.run_id, solution.rung, solution.variant, "holdout")
+    examples = [e for e in ctx.dataset.holdout if e.id in stored]
+    if not examples:
+        raise LadderError(
+            f"the run has no hold-out predictions of {solution.rung} to calibrate the router on.",
+            fix="serve a run whose climb finished that rung, or name another with --small.",
+        )
+    return examples, [stored[e.id] for e in examples]
 
 
 def _target(quality: float | None, share: float | None, threshold: float | None) -> dict:

@@ -178,8 +178,7 @@ def _ranked(store: Store, run_id: str, solved: dict[str, TaskModel]) -> list[str
 def _route(
     cat: Catalog, ctx: Context, opts: ServeOptions, solved: dict[str, TaskModel], ranked: list[str]
 ) -> None:
-    from ladder.rungs.prompting import PromptSolution
-
+    """The task's name as a hybrid route: the best local rung, else the large model."""
     large_name, engine, health = add_large(cat, opts, ctx.task)
     ctx.set_engine(large_name, engine)
     local = [r for r in ranked if is_local(solved[r].solution.engine)]
@@ -189,49 +188,38 @@ def _route(
             f"no local rung {small_rung!r} to route from.",
             fix=f"use --small with one of: {', '.join(solved)}.",
         )
-    prompting = [
-        r
-        for r in ranked
-        if "demos" in solved[r].solution.describe()
-        and not solved[r].solution.describe().get("adapter")
-    ]
-    desc = solved[prompting[0] if prompting else small_rung].solution.describe()
-    route_large = f"{desc['rung']}@{large_name}"
-    large_sol = PromptSolution.from_description(
-        ctx, {**desc, "adapter": None}, model=large_name, rung=route_large
-    )
-    large = _task_model(
-        cat,
-        f"{ctx.task.name}/{route_large}",
-        large_sol,
-        route_large,
-        likelihood=False,
-        prices=opts.large_price,
-    )
+    large = _large_model(cat, ctx, opts, solved, ranked, large_name)
     cat.add(large)
+    sol = solved[small_rung].solution
     small = _task_model(
-        cat,
-        ctx.task.name,
-        solved[small_rung].solution,
-        small_rung,
-        likelihood=True,
-        price_hour=opts.price_hour,
+        cat, ctx.task.name, sol, small_rung, likelihood=True, price_hour=opts.price_hour
     )
-    cal = _calibrate(ctx, opts, small, large)
-    cat.calibration = cal
-    route = Route(ctx.task.name, small, large, cal.threshold, health)
-    cat.add(route)
+    cal = cat.calibration = _calibrate(ctx, opts, small, large)
+    cat.add(Route(ctx.task.name, small, large, cal.threshold, health))
+    cat.lines.insert(0, _describe(ctx.task.name, cal))
+
+
+def _large_model(cat, ctx, opts, solved, ranked, large_name: str) -> TaskModel:
+    """The best prompting rung's prompt (no adapter) on the large model: `TASK/RUNG@LARGE`."""
+    from ladder.rungs.prompting import PromptSolution
+
+    prompting = [r for r in ranked if getattr(solved[r].solution.engine, "adapter", None) is None]
+    desc = solved[(prompting or ranked)[0]].solution.describe()
+    rung = f"{desc['rung']}@{large_name}"
+    sol = PromptSolution.from_description(ctx, desc, model=large_name, rung=rung)
+    return _task_model(
+        cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False, prices=opts.large_price
+    )
+
+
+def _describe(name: str, cal: Calibration) -> str:
     a = cal.achieved
-    q = (
-        f"quality {a['quality']} with {a['large_share']:.0%} large calls (small only {a['small_only']}, large only {a['large_only']})"
-        if a["quality"] is not None
-        else f"{a['large_share']:.0%} large calls"
-    )
-    cat.lines.insert(
-        0,
-        f"{ctx.task.name}: hybrid {small_rung}, else {route_large} below {cal.confidence} {cal.threshold:.3g} · hold-out n={cal.n}: {q}"
-        + (f" · note: {cal.note}" if cal.note else ""),
-    )
+    if a["quality"] is not None:
+        q = f"quality {a['quality']} with {a['large_share']:.0%} large calls (small only {a['small_only']}, large only {a['large_only']})"
+    else:
+        q = f"{a['large_share']:.0%} large calls"
+    note = f" · note: {cal.note}" if cal.note else ""
+    return f"{name}: hybrid {cal.small}, else {cal.large} below {cal.confidence} {cal.threshold:.3g} · hold-out n={cal.n}: {q}{note}"
 
 
 def _calibrate(ctx: Context, opts: ServeOptions, small: TaskModel, large: TaskModel) -> Calibration:
