@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,39 +133,29 @@ def is_local(engine) -> bool:
     return engine.info().get("engine") != "openai"
 
 
-def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]) -> dict[Path, str]:
-    """Load every adapter on the base engine; expose the base and each adapter as raw models."""
+def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path], price_hour: float = 0.0):
+    """Load every adapter on the base engine; expose the base and each adapter as raw models.
+
+    Returns {adapter folder: adapter name}.
+    """
+    local = partial(
+        LocalModel, worker=cat.worker, price_hour=price_hour, timeout=cat.limits.request_timeout_s
+    )
     if not wanted:
-        cat.add(
-            LocalModel(name, base, cat.worker, price_hour=0.0, timeout=cat.limits.request_timeout_s)
-        )
+        cat.add(local(name, base))
         return {}
     if not hasattr(base, "lm"):
         raise ModelError(
             f"LoRA adapters need a transformers base model; {name!r} runs on {base.info().get('engine')}."
         )
     aset = AdapterSet(base)
-    by_path: dict[Path, str] = {}
     for ad_name, path in wanted.items():
         aset.load(ad_name, path)
-        by_path[Path(path).resolve()] = ad_name
-    cat.add(
-        LocalModel(
-            name, AdapterView(name, aset, None), cat.worker, timeout=cat.limits.request_timeout_s
-        )
-    )
+    cat.add(local(name, AdapterView(name, aset, None)))
     for ad_name in wanted:
-        cat.add(
-            LocalModel(
-                ad_name,
-                AdapterView(ad_name, aset, ad_name),
-                cat.worker,
-                kind="adapter",
-                timeout=cat.limits.request_timeout_s,
-            )
-        )
+        cat.add(local(ad_name, AdapterView(ad_name, aset, ad_name), kind="adapter"))
     cat.lines.append(f"adapters: {', '.join(wanted)} on one {name} (switched per request)")
-    return by_path
+    return {Path(path).resolve(): ad_name for ad_name, path in wanted.items()}
 
 
 def wanted_adapters(
@@ -263,7 +254,7 @@ def _from_model(cat: Catalog, opts: ServeOptions) -> None:
     name = opts.model or "gemma-3-270m"
     base = opts.engines.get(name) or make_engine(resolve_model(name))
     cat.engines.append(base)
-    add_adapters(cat, base, name, wanted_adapters(opts, None, None, None))
+    add_adapters(cat, base, name, wanted_adapters(opts, None, None, None), opts.price_hour)
     if opts.large:
         _, engine, _ = add_large(cat, opts)
         cat.engines.append(engine)

@@ -76,7 +76,8 @@ def from_run(cat: Catalog, opts: ServeOptions, progress: Progress) -> None:
     base = ctx.engine(ctx.model)
     by_path = {}
     if is_local(base):
-        by_path = add_adapters(cat, base, ctx.model, wanted_adapters(opts, store, run, task.name))
+        wanted = wanted_adapters(opts, store, run, task.name)
+        by_path = add_adapters(cat, base, ctx.model, wanted, opts.price_hour)
         if by_path:
             ctx.set_engine(ctx.model, cat.targets[ctx.model].engine)
             for name in by_path.values():
