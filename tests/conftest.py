@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _isolated_runs(tmp_path, monkeypatch):
     """Every test gets its own run store; the model cache stays shared (it is expensive)."""
     monkeypatch.setenv("LADDER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("LADDER_PRICES", str(tmp_path / "no-user-prices.yaml"))  # shipped book only
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 

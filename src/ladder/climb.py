@@ -40,6 +40,7 @@ class ClimbOptions:
     seed: int | None = None
     variant: str | None = None  # force one prompt variant
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific
+    prices: list[str] = field(default_factory=list)  # price files over the task's (economics)
     add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
 
 
@@ -53,6 +54,7 @@ class ClimbResult:
     skipped: dict[str, str]
     bar_met_by: str | None
     status: str
+    outcome: Any = None  # ladder.report.Outcome: priced scorecards, decision, report files
 
 
 Events = Callable[..., None]
@@ -247,6 +249,10 @@ def climb(
         _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
         ctx.close()
     result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status)
+    if status == "finished" and cards:
+        from ladder.report import finalize
+
+        result.outcome = finalize(store, run_id, cards, ds, opts.prices)
     emit("finish", result=result)
     return result
 

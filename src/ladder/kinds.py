@@ -186,13 +186,7 @@ class Extract:
     primary_metric = "field_f1"
 
     def _validator(self, task: Task):
-        from jsonschema.validators import validator_for
-
-        cache = task.__dict__.setdefault("_validator", None)
-        if cache is None:
-            cache = validator_for(task.schema)(task.schema)
-            task.__dict__["_validator"] = cache
-        return cache
+        return task.schema_validator
 
     def check_task(self, task: Task) -> Problem:
         if task.schema is None:

@@ -17,12 +17,14 @@ import difflib
 import hashlib
 import json
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ladder.errors import TaskError
+from ladder.prices import PricesSpec
 from ladder.yamlio import line_of, load_yaml, read_text
 
 TASK_FILE = "task.yaml"
@@ -138,7 +140,7 @@ class TaskSpec(Strict):
     rungs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
-    prices: dict[str, Any] | None = Field(None, description="price-book overrides")
+    prices: PricesSpec | None = Field(None, description="price-book overrides (ladder.prices)")
 
     @field_validator("name")
     @classmethod
@@ -190,6 +192,13 @@ class Task:
         labels = self.spec.labels
         return dict(labels) if isinstance(labels, dict) else {}
 
+    @cached_property
+    def schema_validator(self):
+        """A jsonschema validator for `output_schema` (extract tasks), built once."""
+        from jsonschema.validators import validator_for
+
+        return validator_for(self.schema)(self.schema) if self.schema is not None else None
+
     def resolve(self, rel: str) -> Path:
         p = Path(rel).expanduser()
         return p if p.is_absolute() else (self.dir / p)
@@ -197,9 +206,13 @@ class Task:
     def rung_config(self, rung: str) -> dict[str, Any]:
         return dict(self.spec.rungs.get(rung, {}))
 
+    # what the economics and the decision read: editing these never invalidates predictions
+    NOT_PREDICTIVE = frozenset({"description", "bar", "volume", "knowledge", "prices"})
+
     def config_hash(self) -> str:
-        """Hash of the resolved task config (not the data): a resumed run must match it."""
-        blob = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        """Hash of the config that predictions depend on: a resumed run must match it."""
+        spec = self.spec.model_dump(mode="json", exclude=set(self.NOT_PREDICTIVE))
+        blob = json.dumps(spec, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

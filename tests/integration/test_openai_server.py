@@ -3,6 +3,7 @@ embedded GGUF, on loopback. No mock of the client, no stub server."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,12 @@ from llama_util import free_port, start_llama_server, stop
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-pytest.importorskip(
-    "llama_cpp.server", reason="llama-cpp-python[server] is not installed (make install does it)"
-)
+# find, don't import: the server runs in its own process, and importing llama_cpp here would
+# load the native library into the test process for nothing
+if importlib.util.find_spec("llama_cpp") is None:
+    pytest.skip(
+        "llama-cpp-python[server] is not installed (make install does it)", allow_module_level=True
+    )
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,14 @@ def test_resume_refuses_a_changed_task(classify_task):
         run(classify_task, resume=True)
 
 
+def test_resume_survives_an_edited_price_or_volume(classify_task):
+    with pytest.raises(KeyboardInterrupt):
+        run(classify_task, engine=Interrupting(after=5))
+    cfg = classify_task / "task.yaml"
+    cfg.write_text(cfg.read_text() + "volume: {calls_per_day: 1234}\n")
+    assert run(classify_task, resume=True).status == "finished"
+
+
 def test_nothing_to_resume(classify_task):
     with pytest.raises(StoreError, match="no unfinished run"):
         run(classify_task, resume=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 
 from conftest import SCHEMA
 from ladder.evaluation.metrics import accuracy, exact_match, field_f1, macro_f1, per_label_prf
@@ -14,6 +15,7 @@ from ladder.kinds import Classify, Extract, Parsed, find_json_object, flatten
 class FakeTask:
     labels = ["spam", "work", "personal"]
     schema = SCHEMA
+    schema_validator = Draft202012Validator(SCHEMA)
 
 
 @pytest.mark.parametrize(

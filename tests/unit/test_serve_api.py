@@ -363,3 +363,15 @@ def test_gate_bounds_calls_in_flight():
         gate.slot().__enter__()
     with gate.slot():
         assert gate.inflight == 1
+
+
+def test_cost_log_uses_the_price_book_or_the_flag():
+    slow = FakeEngine("slow", latency_s=0.02)
+    with gateway(ServeOptions(model="slow", engines={"slow": slow})) as g:
+        assert g.catalog.price_hour > 0  # this machine, priced as the book's `cpu`
+        assert any("price book" in line for line in g.catalog.lines)
+    with gateway(ServeOptions(model="slow", engines={"slow": slow}, price_hour=3600.0)) as g:
+        r = g.client().completions.create(model="slow", prompt="x", temperature=1)
+        g.gw.writer.flush()
+        row = g.db.get(r.id)
+        assert row["cost_usd"] == pytest.approx(0.02, abs=0.015)  # 1 $/s x ~0.02 s of compute

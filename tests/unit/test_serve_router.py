@@ -261,3 +261,19 @@ def test_extract_route_sends_invalid_json_to_the_large_model(tmp_path):
                 else:
                     assert raw.headers["x-ladder-route"] == "zero-shot"
                     assert 0 < float(raw.headers["x-ladder-confidence"]) <= 1
+
+
+def test_large_model_priced_from_the_book_by_its_name(oracle):
+    served, up, _ = oracle
+    opts = ServeOptions(
+        run=served.run_id, large=f"gpt-4o-mini={up.url}", large_model="oracle", target_share=0.5
+    )
+    with gateway(opts) as g:
+        assert g.catalog.large_price == (0.15, 0.60)  # the shipped book's gpt-4o-mini
+        r = g.client().completions.create(model="gpt-4o-mini", prompt="Input:\nhello", max_tokens=3)
+        g.gw.writer.flush()
+        row = g.db.get(r.id)
+        assert row["cost_usd"] == pytest.approx(
+            (row["tokens_in"] * 0.15 + row["tokens_out"] * 0.60) / 1e6
+        )
+        assert row["cost_usd"] > 0

@@ -30,9 +30,9 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from ladder.cli import climb, curate, init, keys, models, runs, serve
+    from ladder.cli import climb, cost, curate, init, keys, models, report, runs, serve
 
-    for module in (climb, init, models, runs, serve, curate, keys):
+    for module in (climb, init, models, runs, cost, report, serve, curate, keys):
         module.register(app)
     _registered = True
 

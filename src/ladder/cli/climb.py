@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
+from ladder.cli.report import print_outcome
 from ladder.climb import ClimbOptions, ClimbResult, climb
 
 TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
@@ -20,6 +21,10 @@ LimitOpt = Annotated[
 ]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="model for the prompting rungs (default: the task's)")
+]
+PricesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--prices", help="price file(s) over the shipped book and the task's prices:"),
 ]
 LeakOpt = Annotated[
     str | None,
@@ -59,6 +64,7 @@ def climb_cmd(
         ),
     ] = None,
     runs: RunsOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Climb the rungs, cheapest first, each measured on the same hold-out; stop at the bar unless --all."""
     opts = ClimbOptions(
@@ -71,6 +77,7 @@ def climb_cmd(
         leakage=_leakage(leakage),
         runs_dir=runs,
         seed=seed,
+        prices=prices or [],
         add_data=[str(p) for p in add_data] if add_data else None,
     )
     _run(task, opts)
@@ -175,6 +182,8 @@ class Printer:
             print_wide(scorecard_table(result.scorecards, result.task.spec.bar))
             console.print()
             self._failures(result)
+        if result.outcome is not None:
+            print_outcome(result.outcome)
         bar = result.task.spec.bar
         if bar is not None:
             if result.bar_met_by:

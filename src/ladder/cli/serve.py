@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,9 +28,9 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _prices(value: str | None) -> tuple[float, float]:
+def _prices(value: str | None) -> tuple[float, float] | None:
     if not value:
-        return (0.0, 0.0)
+        return None
     try:
         a, b = (float(x) for x in value.split(","))
     except ValueError:
@@ -73,7 +74,8 @@ def serve_cmd(
     large_price: Annotated[
         str | None,
         typer.Option(
-            "--large-price", help="IN,OUT $ per 1M tokens of the large model (for the cost log)"
+            "--large-price",
+            help="IN,OUT $ per 1M tokens of the large model for the cost log (default: the price book's)",
         ),
     ] = None,
     small: Annotated[
@@ -108,11 +110,17 @@ def serve_cmd(
         ),
     ] = None,
     price_hour: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--price-hour", min=0, help="$ per hour of this machine (cost of local answers)"
+            "--price-hour",
+            min=0,
+            help="$ per hour of this machine for the cost log (default: the price book's)",
         ),
-    ] = 0.0,
+    ] = None,
+    prices: Annotated[
+        list[Path] | None,
+        typer.Option("--prices", help="price file over the task's (ladder.prices); repeatable"),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -197,6 +205,7 @@ def serve_cmd(
         threshold=threshold,
         price_hour=price_hour,
         large_price=_prices(large_price),
+        price_files=[str(p) for p in prices or []],
         limits=limits,
     )
     with RichProgress() as progress:

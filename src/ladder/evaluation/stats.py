@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 
@@ -54,3 +55,76 @@ def sample_labels(
     p = np.exp(z - z.max())
     p /= p.sum()
     return rng.choice(len(p), size=draws, p=p)
+
+
+# ---------------------------------------------------------------- paired comparisons
+
+
+def paired_bootstrap(
+    fn: Callable[[dict, np.ndarray], float],
+    table_a: dict,
+    table_b: dict,
+    n: int,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """`fn(b) - fn(a)` on the same n items, resampled jointly: difference, CI and p-value.
+
+    The two-sided p-value comes from the bootstrap distribution shifted to the null (centred at
+    0): the share of resampled differences at least as far from the observed one as 0 is.
+    """
+    full = np.arange(n)
+    diff = fn(table_b, full) - fn(table_a, full)
+    if n == 0:
+        return {"diff": diff, "ci_low": diff, "ci_high": diff, "p": 1.0}
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, n, n)
+        draws[i] = fn(table_b, idx) - fn(table_a, idx)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha])
+    extreme = np.sum(np.abs(draws - diff) >= abs(diff) - 1e-12)
+    p = 1.0 if diff == 0 else float((extreme + 1) / (resamples + 1))
+    return {"diff": float(diff), "ci_low": float(lo), "ci_high": float(hi), "p": min(1.0, p)}
+
+
+def mcnemar(a_correct: np.ndarray, b_correct: np.ndarray, exact_below: int = 25) -> dict:
+    """McNemar's test on paired right/wrong outcomes.
+
+    Exact two-sided binomial test on the discordant pairs when there are fewer than
+    `exact_below` of them, else the chi-squared statistic with continuity correction (1 dof).
+    """
+    a = np.asarray(a_correct, dtype=bool)
+    b = np.asarray(b_correct, dtype=bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = only_a + only_b
+    if n == 0:
+        return {"only_a": 0, "only_b": 0, "statistic": 0.0, "p": 1.0, "method": "exact"}
+    if n < exact_below:
+        k = min(only_a, only_b)
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+        return {
+            "only_a": only_a,
+            "only_b": only_b,
+            "statistic": float(k),
+            "p": min(1.0, 2 * tail),
+            "method": "exact",
+        }
+    chi2 = (abs(only_a - only_b) - 1) ** 2 / n
+    return {
+        "only_a": only_a,
+        "only_b": only_b,
+        "statistic": float(chi2),
+        "p": math.erfc(math.sqrt(chi2 / 2)),
+        "method": "chi2",
+    }
+
+
+def format_p(p: float) -> str:
+    for bound in (0.001, 0.01):
+        if p < bound:
+            return f"p < {bound:g}"
+    return f"p = {p:.2f}"

@@ -59,8 +59,9 @@ class ServeOptions:
     target_quality: float | None = None
     target_share: float | None = None
     threshold: float | None = None  # route below this confidence, as set (no target)
-    price_hour: float = 0.0  # $/hour of the machine serving local models
-    large_price: tuple[float, float] = (0.0, 0.0)  # $ per 1M tokens in, out
+    price_hour: float | None = None  # $/hour of this machine (default: the price book's)
+    large_price: tuple[float, float] | None = None  # $ per 1M tokens in, out (default: the book's)
+    price_files: list[str] = field(default_factory=list)  # price files over the task's
     limits: Limits = field(default_factory=Limits)
     engines: dict[str, Any] = field(default_factory=dict)  # prebuilt engines by model name
 
@@ -81,6 +82,8 @@ class Catalog:
         self.task: str | None = None
         self.run_id: str | None = None
         self.calibration: Calibration | None = None
+        self.price_hour = 0.0  # $/hour of local compute, for the cost log
+        self.large_price = (0.0, 0.0)  # $ per 1M tokens in, out of the large model
         self.lines: list[str] = []  # what is served, for the startup banner
 
     def add(self, target) -> None:
@@ -133,13 +136,16 @@ def is_local(engine) -> bool:
     return engine.info().get("engine") != "openai"
 
 
-def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path], price_hour: float = 0.0):
+def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]):
     """Load every adapter on the base engine; expose the base and each adapter as raw models.
 
     Returns {adapter folder: adapter name}.
     """
     local = partial(
-        LocalModel, worker=cat.worker, price_hour=price_hour, timeout=cat.limits.request_timeout_s
+        LocalModel,
+        worker=cat.worker,
+        price_hour=cat.price_hour,
+        timeout=cat.limits.request_timeout_s,
     )
     if not wanted:
         cat.add(local(name, base))
@@ -201,6 +207,7 @@ def add_large(cat: Catalog, opts: ServeOptions, task=None):
     base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
     key = os.environ.get(spec.api_key_env or "OPENAI_API_KEY")
     remote = spec.model or _discover(base_url, key)
+    cat.large_price = opts.large_price or _book_price(cat, opts, task, name, remote)
     timeout = min(spec.timeout, opts.limits.upstream_timeout_s)
     conc = min(spec.concurrency, opts.limits.upstream_concurrency)
     engine = OpenAIEngine(
@@ -222,7 +229,7 @@ def add_large(cat: Catalog, opts: ServeOptions, task=None):
         api_key=key,
         timeout=timeout,
         concurrency=conc,
-        prices=opts.large_price,
+        prices=cat.large_price,
         health=health,
         max_waiting=opts.limits.max_queue,
     )
@@ -254,7 +261,55 @@ def _from_model(cat: Catalog, opts: ServeOptions) -> None:
     name = opts.model or "gemma-3-270m"
     base = opts.engines.get(name) or make_engine(resolve_model(name))
     cat.engines.append(base)
-    add_adapters(cat, base, name, wanted_adapters(opts, None, None, None), opts.price_hour)
+    price_local(cat, opts, None, base)
+    add_adapters(cat, base, name, wanted_adapters(opts, None, None, None))
     if opts.large:
         _, engine, _ = add_large(cat, opts)
         cat.engines.append(engine)
+
+
+# ---------------------------------------------------------------- prices for the cost log
+
+
+def price_book(opts: ServeOptions, task=None):
+    from ladder.prices import load_price_book
+
+    return load_price_book(
+        task.spec.prices if task else None, task.dir if task else None, opts.price_files
+    )
+
+
+def price_local(cat: Catalog, opts: ServeOptions, task, engine) -> None:
+    """$/hour of local compute: --price-hour, else this machine in the price book."""
+    from ladder import provenance
+    from ladder.economics import machine_rate
+    from ladder.prices import PriceError
+
+    if opts.price_hour is not None:
+        cat.price_hour = opts.price_hour
+        return
+    info = engine.info()
+    try:
+        device = info.get("device") if info.get("device") != "none" else "cpu"
+        rate = machine_rate(
+            price_book(opts, task), provenance.hardware(), device, info.get("threads")
+        )
+    except PriceError as exc:
+        cat.lines.append(f"cost of local answers logged as $0: {exc}")
+        return
+    cat.price_hour = rate["per_hour"]
+    cat.lines.append(
+        f"local answers cost ${rate['per_hour']:.4g}/hour ({rate['kind']}, price book)"
+    )
+
+
+def _book_price(
+    cat: Catalog, opts: ServeOptions, task, name: str, remote: str
+) -> tuple[float, float]:
+    found = price_book(opts, task).model(name, remote)
+    if found is None:
+        cat.lines.append(
+            f"cost of {name} logged as $0: no price for {remote!r} in the price book (--large-price IN,OUT sets one)"
+        )
+        return (0.0, 0.0)
+    return (found[1].input, found[1].output)

@@ -25,6 +25,7 @@ from ladder.serve.catalog import (
     add_adapters,
     add_large,
     is_local,
+    price_local,
     wanted_adapters,
 )
 from ladder.serve.router import Calibration, Route, calibrate, confidences
@@ -76,8 +77,8 @@ def from_run(cat: Catalog, opts: ServeOptions, progress: Progress) -> None:
     base = ctx.engine(ctx.model)
     by_path = {}
     if is_local(base):
-        wanted = wanted_adapters(opts, store, run, task.name)
-        by_path = add_adapters(cat, base, ctx.model, wanted, opts.price_hour)
+        price_local(cat, opts, task, base)
+        by_path = add_adapters(cat, base, ctx.model, wanted_adapters(opts, store, run, task.name))
         if by_path:
             ctx.set_engine(ctx.model, cat.targets[ctx.model].engine)
             for name in by_path.values():
@@ -148,9 +149,7 @@ def rebuild(ctx: Context, desc: dict[str, Any], by_path: dict[Path, str]):
     return PromptSolution.from_description(ctx, desc, model=model)
 
 
-def _task_model(
-    cat: Catalog, name: str, sol, route: str, *, likelihood: bool, prices=(0.0, 0.0), price_hour=0.0
-) -> TaskModel:
+def _task_model(cat: Catalog, name: str, sol, route: str, *, likelihood: bool) -> TaskModel:
     local = is_local(sol.engine)
     return TaskModel(
         name,
@@ -160,8 +159,8 @@ def _task_model(
         pool=None if local else cat.pool,
         gate=cat.remote_gate,
         confidence=partial(confidences, likelihood=likelihood),
-        price_hour=price_hour if local else 0.0,
-        prices=(0.0, 0.0) if local else prices,
+        price_hour=cat.price_hour if local else 0.0,
+        prices=(0.0, 0.0) if local else cat.large_price,
         timeout=cat.limits.request_timeout_s,
     )
 
@@ -192,9 +191,7 @@ def _route(
     large = _large_model(cat, ctx, opts, solved, ranked, large_name)
     cat.add(large)
     sol = solved[small_rung].solution
-    small = _task_model(
-        cat, ctx.task.name, sol, small_rung, likelihood=True, price_hour=opts.price_hour
-    )
+    small = _task_model(cat, ctx.task.name, sol, small_rung, likelihood=True)
     cal = cat.calibration = _calibrate(ctx, opts, small, large)
     cat.add(Route(ctx.task.name, small, large, cal.threshold, health))
     cat.lines.insert(0, _describe(ctx.task.name, cal))
@@ -208,9 +205,7 @@ def _large_model(cat, ctx, opts, solved, ranked, large_name: str) -> TaskModel:
     desc = solved[(prompting or ranked)[0]].solution.describe()
     rung = f"{desc['rung']}@{large_name}"
     sol = PromptSolution.from_description(ctx, desc, model=large_name, rung=rung)
-    return _task_model(
-        cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False, prices=opts.large_price
-    )
+    return _task_model(cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False)
 
 
 def _describe(name: str, cal: Calibration) -> str:

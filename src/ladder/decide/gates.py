@@ -1,0 +1,274 @@
+"""The framework's gates, in order, each answered from the run's evidence with its numbers.
+
+1. Has prompting been exhausted?   best prompting rung below the bar, errors recurring across variants
+2. Is the missing knowledge volatile?   the task says so, or RAG beats prompting significantly
+3. Is there enough labelled data?   the data-sufficiency curve, else the split's counts
+4. Is the task narrow?   the forgetting check on an adjacent task
+5. Does the volume pay?   break-even volume of the fine-tune vs the declared volume
+
+Plus the signals the framework names: the prompt length the best prompt needs, and zero-shot
+quality against the majority-class baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from ladder.economics import (
+    DAYS_PER_MONTH,
+    break_even,
+    human,
+    is_fine_tuned,
+    option_of,
+)
+from ladder.evaluation.compare import find
+
+PROMPTING = ("zero-shot", "few-shot")
+RETRIEVAL = ("rag", "long-context")
+LONG_PROMPT_TOKENS = 1000  # the framework: a spec of thousands of tokens is a reason to fine-tune
+MIN_TRAIN, MIN_HOLDOUT = 100, 50  # rule of thumb when no data-sufficiency curve was measured
+FORGETTING_TOLERANCE = 0.05  # adjacent-task loss may rise 5% before the task counts as not narrow
+FLAT_GAIN = 0.02  # a curve gaining under 2 points over its last step has flattened
+
+
+@dataclass
+class Facts:
+    """What the task declares and the run measured, besides the scorecards."""
+
+    metric: str
+    bar: float | None = None
+    calls_per_day: float | None = None
+    knowledge: str = "stable"
+    documents: bool = False
+    n_labels: int = 0
+    split: dict[str, int] = field(default_factory=dict)
+    amortize_months: float = 3.0
+
+
+def _gate(n: int, name: str, answer: str, evidence: str, **numbers: Any) -> dict[str, Any]:
+    return {"n": n, "name": name, "answer": answer, "evidence": evidence, "numbers": numbers}
+
+
+def _v(card, f: Facts) -> float:
+    return card.metrics[f.metric].value
+
+
+def _best(cards: list, f: Facts):
+    return max(cards, key=lambda c: (_v(c, f), -c.cost["per_call"]), default=None)
+
+
+def _per_day(per_month_volume: float | None) -> float | None:
+    return None if per_month_volume is None else per_month_volume / DAYS_PER_MONTH
+
+
+# ---------------------------------------------------------------- the gates
+
+
+def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
+    best = _best([c for c in cards if c.rung in PROMPTING], f)
+    if best is None:
+        return _gate(1, "prompting exhausted", "unknown", "no prompting rung was run")
+    v = _v(best, f)
+    if f.bar is None:
+        return _gate(
+            1, "prompting exhausted", "unknown", f"no bar declared; best prompt {best.rung} {v:.2f}"
+        )
+    if v >= f.bar:
+        return _gate(
+            1,
+            "prompting exhausted",
+            "no",
+            f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}",
+            best=best.rung,
+            value=v,
+        )
+    fa = best.failure_analysis or {}
+    rec = [r for r in fa.get("categories", []) if r.get("recurring")]
+    if rec:
+        top = rec[0]
+        more = f" (+{len(rec) - 1} more)" if len(rec) > 1 else ""
+        ev = f'best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}; "{top["category"]}" errors recur in {top["variants_with"]}/{fa["variants"]} variants{more}'
+        return _gate(
+            1, "prompting exhausted", "yes", ev, best=best.rung, value=v, recurring=len(rec)
+        )
+    ev = f"best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}, but no error recurs across prompt variants: rewording may still help"
+    return _gate(1, "prompting exhausted", "unclear", ev, best=best.rung, value=v)
+
+
+def gate_knowledge(cards: list, f: Facts, comparisons: list) -> dict[str, Any]:
+    if f.knowledge == "volatile":
+        return _gate(2, "knowledge volatile", "yes", "task.yaml says knowledge: volatile")
+    retr = _best([c for c in cards if c.rung in RETRIEVAL], f)
+    prompt = _best([c for c in cards if c.rung in PROMPTING], f)
+    if retr is None or prompt is None:
+        docs = "documents given but no retrieval rung run" if f.documents else "no documents"
+        return _gate(2, "knowledge volatile", "no", f"no (task says stable; {docs})")
+    c = find(comparisons, prompt.rung, retr.rung)
+    if c is None:
+        return _gate(
+            2,
+            "knowledge volatile",
+            "unknown",
+            f"{retr.rung} vs {prompt.rung}: no paired comparison",
+        )
+    wins = c["significant"] and c["diff"] > 0
+    return _gate(
+        2,
+        "knowledge volatile",
+        "yes" if wins else "no",
+        c["sentence"],
+        diff=c["diff"],
+        p=c["p_value"],
+    )
+
+
+def gate_data(cards: list, f: Facts) -> dict[str, Any]:
+    tuned = [c for c in cards if is_fine_tuned(c)]
+    curve = next((c.extras["data_curve"] for c in tuned if c.extras.get("data_curve")), None)
+    n_train, n_hold = f.split.get("train", 0), f.split.get("holdout", 0)
+    if curve and len(curve) >= 2:
+        pts = sorted(curve, key=lambda p: p["examples"])
+        last, prev = pts[-1], pts[-2]
+        gain = last["value"] - prev["value"]
+        flat_at = next(
+            (p["examples"] for p, q in pairwise(pts) if q["value"] - p["value"] < FLAT_GAIN),
+            None,
+        )
+        if flat_at is not None and gain < FLAT_GAIN:
+            ev = f"curve flattens at ~{flat_at} examples; you have {n_train}"
+            return _gate(3, "enough data", "yes", ev, flattens_at=flat_at, train=n_train)
+        meets = f.bar is not None and last["value"] >= f.bar
+        ev = f"still rising: {last['value'] - prev['value']:+.2f} from {prev['examples']} to {last['examples']} examples"
+        ev += "; more labels would help" if meets else "; label more before fine-tuning"
+        return _gate(3, "enough data", "yes" if meets else "no", ev, gain=gain, train=n_train)
+    enough = n_train >= MIN_TRAIN and n_hold >= MIN_HOLDOUT
+    ev = f"train {n_train}, hold-out {n_hold} (rule of thumb ≥{MIN_TRAIN}/≥{MIN_HOLDOUT}; no data-sufficiency curve measured)"
+    return _gate(3, "enough data", "yes" if enough else "no", ev, train=n_train, holdout=n_hold)
+
+
+def gate_narrow(cards: list) -> dict[str, Any]:
+    tuned = [c for c in cards if is_fine_tuned(c) and c.extras.get("forgetting")]
+    if not tuned:
+        return _gate(
+            4, "narrow task", "unknown", "forgetting not measured (no fine-tuned rung recorded it)"
+        )
+    fg = tuned[0].extras["forgetting"]
+    rise = float(fg["relative_increase"])
+    ok = rise <= FORGETTING_TOLERANCE
+    what = fg.get("adjacent", "adjacent task")
+    tail = (
+        "acceptable" if ok else "the fine-tune degrades adjacent tasks: serve it only for this task"
+    )
+    return _gate(
+        4,
+        "narrow task",
+        "yes" if ok else "no",
+        f"{what} loss {100 * rise:+.1f}% ({tail})",
+        relative_increase=rise,
+    )
+
+
+def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
+    """Break-even volume of every fine-tuned option against every other option."""
+    rows = []
+    for t in (c for c in cards if is_fine_tuned(c)):
+        for p in (c for c in cards if not is_fine_tuned(c)):
+            be = break_even(option_of(t.rung, t.cost), option_of(p.rung, p.cost), f.amortize_months)
+            rows.append(
+                {
+                    "tuned": t.rung,
+                    "prompted": p.rung,
+                    "per_call_tuned": t.cost["per_call"],
+                    "per_call_prompted": p.cost["per_call"],
+                    "break_even_per_month": be,
+                    "break_even_per_day": _per_day(be),
+                    "prompted_meets_bar": f.bar is not None and _v(p, f) >= f.bar,
+                }
+            )
+    return rows
+
+
+def gate_volume(cards: list, f: Facts, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    tuned = _best([c for c in cards if is_fine_tuned(c)], f)
+    if tuned is None or not rows:
+        return _gate(
+            5, "volume pays", "unknown", "no fine-tuned rung was run, so there is nothing to repay"
+        )
+    mine = [r for r in rows if r["tuned"] == tuned.rung]
+    rivals = [r for r in mine if r["prompted_meets_bar"]] or mine
+    # against the costliest rival the fine-tune would replace: the one meeting the bar, else the best prompt
+    best_p = _best([c for c in cards if c.rung in {r["prompted"] for r in rivals}], f)
+    row = next(r for r in rivals if r["prompted"] == best_p.rung)
+    be = row["break_even_per_day"]
+    if be is None:
+        ev = f"{tuned.rung} costs more per call than {best_p.rung}: it never pays back on cost"
+        return _gate(5, "volume pays", "no", ev, versus=best_p.rung)
+    vol = f.calls_per_day
+    where = f"break-even vs {best_p.rung} at {human(be)} calls/day"
+    if vol is None:
+        return _gate(
+            5,
+            "volume pays",
+            "unknown",
+            f"{where}; no volume declared (volume: in task.yaml)",
+            break_even_per_day=be,
+        )
+    ans = "yes" if vol >= be else "no"
+    return _gate(
+        5,
+        "volume pays",
+        ans,
+        f"{where}; you declared {human(vol)}/day",
+        break_even_per_day=be,
+        versus=best_p.rung,
+    )
+
+
+# ---------------------------------------------------------------- signals
+
+
+def signals(cards: list, f: Facts) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    best = _best([c for c in cards if c.rung in PROMPTING], f)
+    if best is not None:
+        long = best.tokens_in >= LONG_PROMPT_TOKENS
+        out["prompt_tokens"] = {
+            "rung": best.rung,
+            "tokens": best.tokens_in,
+            "long": long,
+            "text": f"{best.rung} needs {best.tokens_in:.0f} prompt tokens per call"
+            + (
+                "; a specification this long is itself a reason to evaluate fine-tuning"
+                if long
+                else ""
+            ),
+        }
+    zs = next((c for c in cards if c.rung == "zero-shot"), None)
+    if zs is not None:
+        m = zs.metrics[f.metric]
+        base = _majority(zs) if f.metric == "accuracy" else None
+        above = base is not None and m.ci_low > base
+        text = f"zero-shot {m.value:.2f} [{m.ci_low:.2f}, {m.ci_high:.2f}]"
+        if base is not None:
+            text += f" vs majority-class {base:.2f}: " + (
+                "above it, so the task is within the base model's latent capability"
+                if above
+                else "not above it, so fine-tuning must teach the task itself"
+            )
+        out["zero_shot"] = {
+            "value": m.value,
+            "baseline": base,
+            "above_baseline": above,
+            "text": text,
+        }
+    return out
+
+
+def _majority(card) -> float | None:
+    cm = (card.confusion or {}).get("matrix")
+    if not cm:
+        return None
+    support = [sum(row) for row in cm]
+    return max(support) / sum(support) if sum(support) else None

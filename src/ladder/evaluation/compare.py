@@ -1,0 +1,101 @@
+"""Paired comparisons between rungs on the same hold-out items.
+
+Every rung of a run is scored on the same hold-out, so differences are measured item by item:
+a paired bootstrap of the metric difference (with its 95% CI) for every kind, plus McNemar's
+test on per-item right/wrong for classification (exact match for extraction).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from ladder.dataset import Example
+from ladder.evaluation.metrics import metric_for
+from ladder.evaluation.scorecard import table_for
+from ladder.evaluation.stats import format_p, mcnemar, paired_bootstrap
+from ladder.solution import Prediction
+from ladder.task import Task
+
+ALPHA = 0.05  # significance level of every comparison Ladder states
+
+
+def correct_items(table: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Per-item right/wrong: the label for classify, the whole object for extract."""
+    if "gold" in table and "pred" in table:
+        return table["gold"] == table["pred"]
+    if "exact" in table:
+        return table["exact"] > 0
+    return None
+
+
+def compare(
+    task: Task,
+    examples: list[Example],
+    preds_a: list[Prediction],
+    preds_b: list[Prediction],
+    metric: str,
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """B minus A on `metric`, paired over `examples` (both prediction lists in their order)."""
+    ta, tb = table_for(task, examples, preds_a), table_for(task, examples, preds_b)
+    fn = metric_for(task.kind, metric).fn
+    boot = paired_bootstrap(fn, ta, tb, len(examples), resamples=resamples, seed=seed)
+    out: dict[str, Any] = {"a": names[0], "b": names[1], "metric": metric, "n": len(examples)}
+    out.update(boot)
+    ca, cb = correct_items(ta), correct_items(tb)
+    if ca is not None and cb is not None:
+        out["mcnemar"] = mcnemar(ca, cb)
+    p = out["mcnemar"]["p"] if "mcnemar" in out and task.kind == "classify" else boot["p"]
+    out["p_value"] = p
+    out["test"] = "McNemar" if "mcnemar" in out and task.kind == "classify" else "paired bootstrap"
+    out["significant"] = bool(p < ALPHA and (boot["ci_low"] > 0 or boot["ci_high"] < 0))
+    out["sentence"] = sentence(out)
+    return out
+
+
+def sentence(c: dict[str, Any]) -> str:
+    """'lora beats few-shot by 48 points [37, 58], McNemar p < 0.001' or 'no significant ...'."""
+    pts = 100 * c["diff"]
+    ci = f"[{100 * c['ci_low']:.0f}, {100 * c['ci_high']:.0f}]"
+    p = f"{c['test']} {format_p(c['p_value'])}"
+    if not c["significant"]:
+        return f"{c['b']} vs {c['a']}: no significant difference ({pts:+.0f} points {ci}, {p})"
+    winner, loser = (c["b"], c["a"]) if pts > 0 else (c["a"], c["b"])
+    lo, hi = sorted((abs(100 * c["ci_low"]), abs(100 * c["ci_high"])))
+    return f"{winner} beats {loser} by {abs(pts):.0f} points [{lo:.0f}, {hi:.0f}], {p}"
+
+
+def compare_all(
+    task: Task,
+    examples: list[Example],
+    preds: dict[str, list[Prediction]],
+    metric: str,
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Every pair of rungs (in ladder order: the later rung is B)."""
+    return [
+        compare(task, examples, preds[a], preds[b], metric, names=(a, b), seed=seed)
+        for a, b in combinations(list(preds), 2)
+    ]
+
+
+def find(comparisons: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
+    """The comparison of a and b whichever way round it was made, oriented as B minus A."""
+    for c in comparisons:
+        if (c["a"], c["b"]) == (a, b):
+            return c
+        if (c["a"], c["b"]) == (b, a):
+            flipped = dict(c, a=a, b=b, diff=-c["diff"], ci_low=-c["ci_high"], ci_high=-c["ci_low"])
+            if "mcnemar" in c:
+                m = c["mcnemar"]
+                flipped["mcnemar"] = dict(m, only_a=m["only_b"], only_b=m["only_a"])
+            flipped["sentence"] = sentence(flipped)
+            return flipped
+    return None

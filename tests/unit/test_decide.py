@@ -1,0 +1,215 @@
+"""The decision on scorecards built by hand: each gate, the recommendation, what would change it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ladder.decide import Facts, decide, hybrid_pair
+from ladder.decide.gates import gate_data, gate_knowledge, gate_narrow, gate_prompting
+from ladder.evaluation.scorecard import MetricValue, Scorecard
+
+RECURRING = {
+    "variants": 3,
+    "recurring": ["work → personal"],
+    "categories": [
+        {"category": "work → personal", "variants_with": 3, "total": 12, "recurring": True}
+    ],
+}
+
+
+def sc(
+    rung,
+    value,
+    per_call,
+    *,
+    one_time=0.0,
+    fixed=0.0,
+    tokens=100,
+    extras=None,
+    fa=None,
+    basis="self-hosted",
+    model="m",
+):
+    c = Scorecard(
+        rung=rung,
+        variant="v",
+        model=model,
+        n=200,
+        primary_metric="accuracy",
+        metrics={"accuracy": MetricValue(value=value, ci_low=value - 0.06, ci_high=value + 0.06)},
+        validity=1.0,
+        tokens_in=tokens,
+        extras=extras or {},
+        failure_analysis=fa,
+        confusion={
+            "matrix": [[40, 0], [60, 100]],
+            "labels": ["a", "b"],
+            "columns": ["a", "b", "(invalid)"],
+        },
+    )
+    c.cost = {"per_call": per_call, "one_time": one_time, "monthly_fixed": fixed, "basis": basis}
+    return c
+
+
+def cmp(a, b, diff, significant, p=0.001):
+    return {
+        "a": a,
+        "b": b,
+        "diff": diff,
+        "ci_low": diff - 0.05,
+        "ci_high": diff + 0.05,
+        "p_value": p,
+        "significant": significant,
+        "sentence": f"{b} vs {a}: {diff:+.2f}",
+        "test": "McNemar",
+    }
+
+
+FACTS = Facts(metric="accuracy", bar=0.8, calls_per_day=50_000, split={"train": 336, "holdout": 96})
+TUNED_EXTRAS = {"training": {"seconds": 130, "device": "cpu", "examples": 336}}
+
+
+def test_gate_prompting_answers():
+    below = [sc("zero-shot", 0.3, 1e-6), sc("few-shot", 0.4, 2e-6, fa=RECURRING)]
+    g = gate_prompting(below, FACTS)
+    assert (
+        g["answer"] == "yes"
+        and "0.40 < bar 0.80" in g["evidence"]
+        and "3/3 variants" in g["evidence"]
+    )
+    assert gate_prompting([sc("few-shot", 0.4, 1e-6)], FACTS)["answer"] == "unclear"
+    assert gate_prompting([sc("few-shot", 0.85, 1e-6)], FACTS)["answer"] == "no"
+    assert gate_prompting([sc("lora", 0.85, 1e-6)], FACTS)["answer"] == "unknown"
+
+
+def test_gate_knowledge_from_the_task_or_a_significant_rag_win():
+    cards = [sc("few-shot", 0.5, 1e-6), sc("rag", 0.7, 2e-6)]
+    assert gate_knowledge(cards, Facts("accuracy", knowledge="volatile"), [])["answer"] == "yes"
+    assert gate_knowledge(cards, FACTS, [cmp("few-shot", "rag", 0.2, True)])["answer"] == "yes"
+    assert (
+        gate_knowledge(cards, FACTS, [cmp("few-shot", "rag", 0.02, False, 0.4)])["answer"] == "no"
+    )
+    assert gate_knowledge(cards[:1], FACTS, [])["answer"] == "no"
+
+
+@pytest.mark.parametrize(
+    ("curve", "answer", "text"),
+    [
+        (
+            [(50, 0.6), (100, 0.8), (200, 0.86), (336, 0.87)],
+            "yes",
+            "flattens at ~200 examples; you have 336",
+        ),
+        ([(50, 0.4), (100, 0.55), (336, 0.7)], "no", "label more"),
+        ([(50, 0.6), (100, 0.75), (336, 0.85)], "yes", "more labels would help"),
+    ],
+)
+def test_gate_data_reads_the_curve(curve, answer, text):
+    pts = [{"examples": n, "metric": "accuracy", "value": v} for n, v in curve]
+    g = gate_data([sc("lora", 0.85, 1e-6, extras={**TUNED_EXTRAS, "data_curve": pts})], FACTS)
+    assert g["answer"] == answer and text in g["evidence"]
+
+
+def test_gate_data_without_a_curve_uses_counts():
+    assert gate_data([], FACTS)["answer"] == "yes"
+    small = Facts("accuracy", split={"train": 40, "holdout": 20})
+    assert gate_data([], small)["answer"] == "no"
+
+
+def test_gate_narrow_from_the_forgetting_check():
+    def fg(rise):
+        return sc(
+            "lora",
+            0.9,
+            1e-6,
+            extras={"forgetting": {"adjacent": "wiki", "relative_increase": rise}},
+        )
+
+    assert (
+        gate_narrow([fg(0.006)])["answer"] == "yes"
+        and "+0.6%" in gate_narrow([fg(0.006)])["evidence"]
+    )
+    assert gate_narrow([fg(0.2)])["answer"] == "no"
+    assert gate_narrow([sc("lora", 0.9, 1e-6)])["answer"] == "unknown"
+
+
+def test_fine_tune_when_prompting_is_exhausted():
+    cards = [
+        sc("zero-shot", 0.27, 4e-6, tokens=96),
+        sc("few-shot", 0.38, 17e-6, tokens=410, fa=RECURRING),
+        sc("lora", 0.86, 4e-6, one_time=0.01, fixed=5.0, extras=TUNED_EXTRAS),
+    ]
+    d = decide(cards, FACTS, [cmp("few-shot", "lora", 0.48, True)])
+    assert (d["recommendation"], d["kind"], d["meets_bar"]) == ("lora", "fine-tune", True)
+    gates = {g["n"]: g["answer"] for g in d["gates"]}
+    assert gates[1] == "yes" and gates[5] == "yes"
+    be = next(r for r in d["break_even"] if r["prompted"] == "few-shot")
+    assert be["break_even_per_day"] == pytest.approx((0.01 / 3 + 5.0) / 13e-6 / (365.25 / 12))
+    assert any("no prompted option meets the bar" in c["text"] for c in d["what_would_change"])
+    assert d["signals"]["zero_shot"]["baseline"] == pytest.approx(160 / 200)
+
+
+def test_volume_decides_between_two_options_that_meet_the_bar():
+    big = sc("few-shot", 0.88, 20e-6, basis="api", model="openai:gpt-4o-mini")
+    tuned = sc("lora", 0.87, 2e-6, one_time=30.0, fixed=100.0, extras=TUNED_EXTRAS)
+    be_day = (30 / 3 + 100) / 18e-6 / (365.25 / 12)  # about 201 calls/day... per month 6.1M
+    high = Facts("accuracy", bar=0.8, calls_per_day=be_day * 3)
+    low = Facts("accuracy", bar=0.8, calls_per_day=be_day / 3)
+    assert decide([big, tuned], high, [])["recommendation"] == "lora"
+    d = decide([big, tuned], low, [])
+    assert d["recommendation"] == "few-shot" and d["kind"] == "prompt"
+    assert {g["n"]: g["answer"] for g in d["gates"]}[5] == "no"
+    change = next(c for c in d["what_would_change"] if c["what"] == "volume")
+    assert change["value"] == pytest.approx(be_day) and "lora costs less" in change["text"]
+    d_high = decide([big, tuned], high, [])
+    change = next(c for c in d_high["what_would_change"] if c["what"] == "volume")
+    assert "below" in change["text"] and "few-shot costs less" in change["text"]
+
+
+def test_volatile_knowledge_sets_fine_tunes_aside_when_something_else_meets_the_bar():
+    cards = [sc("rag", 0.85, 30e-6), sc("lora", 0.9, 1e-6, extras=TUNED_EXTRAS)]
+    f = Facts("accuracy", bar=0.8, calls_per_day=1e5, knowledge="volatile")
+    d = decide(cards, f, [])
+    assert d["recommendation"] == "rag" and d["kind"] == "retrieve"
+    assert any("lora set aside" in r for r in d["reasons"])
+
+
+def test_hybrid_when_only_routing_meets_the_bar():
+    small = sc("lora", 0.75, 1e-6, extras=TUNED_EXTRAS)
+    large = sc("few-shot", 0.78, 50e-6, basis="api")
+    assert hybrid_pair([small, large], FACTS) == ("lora", "few-shot")
+    h = {
+        "small": "lora",
+        "large": "few-shot",
+        "signal": "label margin",
+        "threshold": 0.35,
+        "share_to_large": 0.2,
+        "quality": 0.84,
+        "per_call": 11e-6,
+        "meets_bar": True,
+        "fixed": 0.0,
+        "metric": "accuracy",
+        "curve": [],
+    }
+    d = decide([small, large], FACTS, [], h)
+    assert d["recommendation"] == "hybrid" and d["kind"] == "hybrid"
+    assert "20% of calls" in d["reasons"][0]
+
+
+def test_no_bar_picks_the_cheapest_option_not_significantly_worse():
+    a, b = sc("zero-shot", 0.70, 1e-6), sc("few-shot", 0.72, 9e-6)
+    f = Facts("accuracy", calls_per_day=1000)
+    assert (
+        decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, False, 0.5)])["recommendation"]
+        == "zero-shot"
+    )
+    assert (
+        decide([a, b], f, [cmp("zero-shot", "few-shot", 0.02, True)])["recommendation"]
+        == "few-shot"
+    )
+
+
+def test_nothing_meets_the_bar():
+    d = decide([sc("zero-shot", 0.3, 1e-6), sc("few-shot", 0.5, 2e-6)], FACTS, [])
+    assert d["recommendation"] == "few-shot" and d["meets_bar"] is False
+    assert "no option meets the bar" in d["reasons"][0]
