@@ -6,13 +6,17 @@ in a separate client process so they do not share the server's interpreter):
 - `http`: the gateway alone, on the fake engine (no model): its own latency and ceiling.
 - `engine`: the email-triage task answered by the embedded model (zero-shot label scoring),
   through the gateway vs the same solution called directly in-process on the same inputs (waves
-  of C requests answered in batches of the gateway's batch size): the overhead over its engine.
+  of C requests answered in batches of the gateway's batch size, on one dedicated thread as the
+  gateway's engine worker is): the overhead over its engine.
 - `llama`: llama-cpp-python's own OpenAI-compatible server on the same GGUF, called directly
   vs through the gateway (proxying it as an upstream model): the overhead of the extra hop.
 
 Direct and gateway alternate over `--rounds` slices of the requests (ABBA), so a change in
 machine load affects both sides alike. The overhead is the difference in wall time for the
-same requests; latency percentiles are per request as the clients saw them.
+same requests; latency percentiles are per request as the clients saw them. For `engine`,
+`engine_idle_pct` is the share of the gateway's wall time its engine sat idle while requests
+were in flight: the gateway's own cost, apart from batch composition (emails vary in length,
+so which ones share a batch changes the padding) and load noise.
 
     python benchmarks/gateway.py                        # 500 requests, 32 clients, all parts
     python benchmarks/gateway.py --requests 48 --concurrency 16 --rounds 2
@@ -167,7 +171,7 @@ def part_engine(args) -> dict:
     sol, inputs = email_solution(Path(tempfile.mkdtemp()))
     texts = [inputs[i % len(inputs)] for i in range(args.requests)]
 
-    def direct(idx) -> Raw:
+    def direct_here(idx) -> Raw:
         """The same inputs, no HTTP: waves of `concurrency` requests, answered batch by batch."""
         idx, lat, t0 = list(idx), [], time.perf_counter()
         for w in range(0, len(idx), args.concurrency):
@@ -181,6 +185,13 @@ def part_engine(args) -> dict:
                     wave[b : b + args.batch]
                 )  # since the wave came
         return lat, time.perf_counter() - t0, []
+
+    # on one dedicated thread, as the gateway's engine worker runs: PyTorch's OpenMP team
+    # behaves differently on the main thread (measured 2-3x slower there on a loaded 2-core box)
+    engine_thread = ThreadPoolExecutor(1, thread_name_prefix="direct-engine")
+
+    def direct(idx) -> Raw:
+        return engine_thread.submit(direct_here, idx).result()
 
     cat = Catalog(
         Limits(
@@ -203,14 +214,27 @@ def part_engine(args) -> dict:
     bodies = [
         {"model": "email-triage", "messages": [{"role": "user", "content": t}]} for t in texts
     ]
-    ask = clients(srv.url, "chat", bodies, args.concurrency)
+    send = clients(srv.url, "chat", bodies, args.concurrency)
+    busy = []
+
+    def ask(idx) -> Raw:
+        b0 = cat.worker.busy_s
+        raw = send(idx)
+        busy.append(cat.worker.busy_s - b0)
+        return raw
+
     try:
         direct(range(args.batch))  # warm-up: weights in cache, the shared prefix computed
-        ask(range(args.batch))
+        send(range(args.batch))
         out = interleaved(direct, ask, args.requests, args.rounds)
+        # the gateway's own cost: time its engine sat idle while requests were in flight
+        idle = out["gateway"]["wall_s"] - sum(busy)
+        out["gateway"]["engine_busy_s"] = round(sum(busy), 3)
+        out["overhead"]["engine_idle_pct"] = round(100 * idle / out["gateway"]["wall_s"], 2)
     finally:
         srv.stop()
         cat.worker.close()
+        engine_thread.shutdown()
     return {**out, "batch": args.batch, "engine": sol.engine.info()}
 
 

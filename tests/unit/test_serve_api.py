@@ -277,6 +277,7 @@ def test_cache_serves_temperature_zero_repeats_and_counts_in_metrics(gw):
     metrics = httpx.get(gw.root + "/metrics").text
     assert "ladder_cache_hits_total 1.0" in metrics and "ladder_cache_misses_total 1.0" in metrics
     assert 'ladder_requests_total{model="tiny",route=' in metrics
+    assert "ladder_engine_busy_seconds" in metrics and "ladder_engine_batches 2.0" in metrics
 
 
 def test_every_request_is_logged_and_no_secret_is(gw):

@@ -35,7 +35,7 @@ class Gateway:
         self.catalog, self.db, self.auth = catalog, db, auth
         self.limits = catalog.limits
         self.writer = LogWriter(db, max_queue=self.limits.log_queue) if db is not None else None
-        self.metrics = Metrics(catalog.worker.depth)
+        self.metrics = Metrics(catalog.worker)
         self.cache = ResponseCache(self.limits.cache_entries)
         self._keys: dict[str, tuple[str | None, float]] = {}  # key hash -> (key id, expiry)
 

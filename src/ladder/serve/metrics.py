@@ -9,7 +9,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 
 class Metrics:
-    def __init__(self, queue_depth=None):
+    def __init__(self, worker=None):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         r = self.registry = CollectorRegistry()
@@ -48,8 +48,15 @@ class Metrics:
             "ladder_route_large", "Routed requests sent to the large model", ["model"], registry=r
         )
         depth = Gauge("ladder_queue_depth", "Requests waiting for the local model", registry=r)
-        if queue_depth is not None:
-            depth.set_function(queue_depth)
+        busy = Gauge(
+            "ladder_engine_busy_seconds", "Seconds the local model spent on batches", registry=r
+        )
+        if worker is not None:
+            depth.set_function(worker.depth)
+            busy.set_function(lambda: worker.busy_s)
+            Gauge("ladder_engine_batches", "Batches the local model ran", registry=r).set_function(
+                lambda: worker.batches
+            )
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -13,6 +13,7 @@ The queue is bounded: when `max_queue` jobs are waiting, `submit` raises `Overlo
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -57,6 +58,7 @@ class Worker:
         self._cv = threading.Condition()
         self._stop = False
         self.batches = 0  # for /metrics and tests: how many engine calls ran
+        self.busy_s = 0.0  # seconds the engine spent on batches (utilisation = busy / elapsed)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -100,7 +102,9 @@ class Worker:
         while (batch := self._next_batch()) is not None:
             batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
             if batch:
+                t0 = time.perf_counter()
                 self._run(batch)
+                self.busy_s += time.perf_counter() - t0
         with self._cv:  # shutting down: nothing queued is left hanging
             for job in self._jobs:
                 job.future.set_exception(Overloaded("the server is shutting down"))
