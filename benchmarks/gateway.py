@@ -64,7 +64,7 @@ def client_load(url: str, endpoint: str, bodies: list[dict], concurrency: int) -
             return time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:200]
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
+    with c, ThreadPoolExecutor(concurrency) as pool:
         res = list(pool.map(one, bodies))
     return [r[0] for r in res], time.perf_counter() - t0, [r[1] for r in res if r[1]]
 
@@ -218,9 +218,9 @@ def part_engine(args) -> dict:
     busy = []
 
     def ask(idx) -> Raw:
-        b0 = cat.worker.busy_s
+        b0, n0 = cat.worker.busy_s, cat.worker.batches
         raw = send(idx)
-        busy.append(cat.worker.busy_s - b0)
+        busy.append((cat.worker.busy_s - b0, cat.worker.batches - n0))
         return raw
 
     try:
@@ -228,8 +228,9 @@ def part_engine(args) -> dict:
         send(range(args.batch))
         out = interleaved(direct, ask, args.requests, args.rounds)
         # the gateway's own cost: time its engine sat idle while requests were in flight
-        idle = out["gateway"]["wall_s"] - sum(busy)
-        out["gateway"]["engine_busy_s"] = round(sum(busy), 3)
+        idle = out["gateway"]["wall_s"] - sum(b for b, _ in busy)
+        out["gateway"]["engine_busy_s"] = round(sum(b for b, _ in busy), 3)
+        out["gateway"]["engine_batches"] = sum(n for _, n in busy)
         out["overhead"]["engine_idle_pct"] = round(100 * idle / out["gateway"]["wall_s"], 2)
     finally:
         srv.stop()

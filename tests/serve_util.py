@@ -20,6 +20,7 @@ class Gateway:
     db: Any
     server: Any
     app: Any
+    clients: list = field(default_factory=list)
 
     @property
     def root(self) -> str:
@@ -28,11 +29,13 @@ class Gateway:
     def client(self, key: str | None = None, **kw):
         import openai
 
-        return openai.OpenAI(
-            base_url=self.url, api_key=key or self.key or "none", max_retries=0, **kw
-        )
+        c = openai.OpenAI(base_url=self.url, api_key=key or self.key or "none", max_retries=0, **kw)
+        self.clients.append(c)  # closed when the gateway stops
+        return c
 
     def stop(self) -> None:
+        for c in self.clients:
+            c.close()
         self.server.stop()
 
     @property
@@ -79,10 +82,11 @@ def gateway(opts=None, *, auth: bool = True, log: bool = True, db=None, **limits
     key = db.create_key("test")[1] if auth else None
     app = create_app(catalog, db if log or auth else None, auth=auth)
     server = ServerThread(app).start()
+    g = Gateway(server.url, key, catalog, db, server, app)
     try:
-        yield Gateway(server.url, key, catalog, db, server, app)
+        yield g
     finally:
-        server.stop()
+        g.stop()
         catalog.close()
 
 

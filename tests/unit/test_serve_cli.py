@@ -81,10 +81,11 @@ def test_ladder_serve_runs_a_real_server_and_flushes_the_log_on_ctrl_c(tmp_path)
     )
     try:
         _wait(f"http://127.0.0.1:{port}/health", proc)
-        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-        r = c.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "Happy birthday from all of us"}]
-        )
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0) as c:
+            r = c.chat.completions.create(
+                model="tiny",
+                messages=[{"role": "user", "content": "Happy birthday from all of us"}],
+            )
         assert r.choices[0].message.content in ("work", "personal", "spam")
     finally:
         proc.send_signal(signal.SIGINT)

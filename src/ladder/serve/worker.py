@@ -4,7 +4,8 @@ A local model (and the LoRA adapters loaded on it) is not safe to call from seve
 it is much faster on a batch than on one request at a time (FACTS.md: 4.1 vs 2.0 prompts/s at
 batch 8). So every call on a local engine becomes a job on this worker: the thread takes the
 oldest job, adds the queued jobs with the same batch key (same solution or model view) up to
-`max_batch`, and runs them in one call. Jobs with other keys keep their place in line.
+`max_batch`, and runs them in one call. Jobs with other keys keep their place in line. When the
+engine was idle, it first waits `max_wait_s` (a few ms) for the rest of a burst to arrive.
 
 The queue is bounded: when `max_queue` jobs are waiting, `submit` raises `Overloaded` at once
 (the gateway answers 503 with Retry-After) instead of letting latency grow without limit.
@@ -52,8 +53,18 @@ class Job:
 
 
 class Worker:
-    def __init__(self, *, max_queue: int = 256, max_batch: int = 8, name: str = "ladder-engine"):
+    def __init__(
+        self,
+        *,
+        max_queue: int = 256,
+        max_batch: int = 8,
+        max_wait_s: float = 0.005,
+        name: str = "ladder-engine",
+    ):
         self.max_queue, self.max_batch = max_queue, max_batch
+        # when the engine was idle, wait this long for a burst of requests to fill the batch:
+        # 5 ms against batches of 0.1-10 s; without it the first request of a burst runs alone
+        self.max_wait_s = max_wait_s
         self._jobs: deque[Job] = deque()
         self._cv = threading.Condition()
         self._stop = False
@@ -85,8 +96,15 @@ class Worker:
 
     def _next_batch(self) -> list[Job] | None:
         with self._cv:
-            while not self._jobs and not self._stop:
-                self._cv.wait()
+            if not self._jobs and not self._stop:
+                while not self._jobs and not self._stop:
+                    self._cv.wait()
+                deadline = time.monotonic() + self.max_wait_s
+                while len(self._jobs) < self.max_batch and not self._stop:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
             if not self._jobs:
                 return None
             first = self._jobs.popleft()
