@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/retrieval.py --sizes 10000,100000 --pg --lancedb
 	$(BIN)/python benchmarks/prefix_cache.py --docs 12 --questions 6
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

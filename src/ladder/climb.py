@@ -8,6 +8,7 @@ store lacks are computed.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ class ClimbOptions:
     variant: str | None = None  # force one prompt variant
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific
     prices: list[str] = field(default_factory=list)  # price files over the task's (economics)
+    add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
 
 
 @dataclass
@@ -95,6 +97,25 @@ def _new_run_id(store: Store, task: str) -> str:
         n += 1
         run_id = f"{base}-{n}"
     return run_id
+
+
+def _load_data(store: Store, task: Task, opts: ClimbOptions) -> Dataset:
+    """The task's dataset, plus extra train examples (`--add-data`, or the resumed run's)."""
+    from ladder.curate import extra_digest, load_extra_examples
+
+    if (opts.resume or opts.run_id) and not opts.add_data:
+        run = store.get_run(opts.run_id) if opts.run_id else store.latest_unfinished(task.name)
+        opts.add_data = ((run or {}).get("config") or {}).get("options", {}).get("add_data")
+    if not opts.add_data:
+        return load_dataset(task, opts.leakage)
+    opts.add_data = [str(Path(p).expanduser().resolve()) for p in opts.add_data]
+    extra = [e for p in opts.add_data for e in load_extra_examples(task, p)]
+    ds = load_dataset(task, opts.leakage, extra=extra)
+    ds.data_hash = hashlib.sha256((ds.data_hash + extra_digest(opts.add_data)).encode()).hexdigest()
+    ds.warnings.append(
+        f"{len(extra)} extra train example(s) from {', '.join(Path(p).name for p in opts.add_data)}"
+    )
+    return ds
 
 
 def _open_run(
@@ -159,9 +180,9 @@ def climb(
     progress = progress or NullProgress()
     emit = events or _no_events
     task = load_task(task_path)
-    ds = load_dataset(task, opts.leakage)
-    rung_names = _pick_rungs(opts.rungs)
     store = Store(opts.runs_dir)
+    ds = _load_data(store, task, opts)
+    rung_names = _pick_rungs(opts.rungs)
     run_id, opts, resumed = _open_run(store, task, ds, opts)
     rung_names = _pick_rungs(opts.rungs)
     run_dir = store.runs_dir / task.name / run_id

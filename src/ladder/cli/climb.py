@@ -56,6 +56,13 @@ def climb_cmd(
     model: ModelOpt = None,
     leakage: LeakOpt = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    add_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--add-data",
+            help="extra train examples: JSONL rows {input, output} (e.g. from `ladder curate`); repeatable",
+        ),
+    ] = None,
     runs: RunsOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -71,6 +78,7 @@ def climb_cmd(
         runs_dir=runs,
         seed=seed,
         prices=prices or [],
+        add_data=[str(p) for p in add_data] if add_data else None,
     )
     _run(task, opts)
 

@@ -466,6 +466,10 @@ class HFEngine:
             **self.extra_info,
         }
 
+    def reset_prefix_cache(self) -> None:
+        """Forget the cached prefix: its keys/values are stale once the weights change (an adapter)."""
+        self._prefix_key, self._prefix_cache = None, None
+
     def close(self) -> None:
         self._prefix_cache = None
         self.lm = None  # type: ignore[assignment]

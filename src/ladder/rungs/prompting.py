@@ -78,6 +78,33 @@ class DemoSelector:
             d["ids"] = [e.id for e in self.fixed]
         return d
 
+    @classmethod
+    def from_description(
+        cls, desc: dict[str, Any], train: list[Example], seed: int, ctx: Context | None = None
+    ) -> DemoSelector:
+        """The selector `describe()` recorded: fixed demonstrations by id, knn rebuilt on train."""
+        from ladder.errors import DataError
+
+        strategy, k = desc["strategy"], int(desc["k"])
+        sel = cls(
+            "knn" if strategy == "knn" else "random",
+            k if strategy == "knn" else 0,
+            train,
+            seed,
+            ctx,
+        )
+        sel.strategy, sel.k = strategy, k
+        if strategy != "knn":
+            by_id = {e.id: e for e in train}
+            missing = [i for i in desc.get("ids", []) if i not in by_id]
+            if missing:
+                raise DataError(
+                    f"demonstration(s) {', '.join(missing[:3])} recorded by the run are no longer in the train split.",
+                    fix="the task's data changed since the run: climb again, or restore the data it used.",
+                )
+            sel.fixed = [by_id[i] for i in desc.get("ids", [])]
+        return sel
+
 
 class PromptSolution:
     """Model + template (+ demonstrations) that predicts by scoring labels or by generating."""
@@ -136,7 +163,46 @@ class PromptSolution:
             "calibrate": self.calibrate,
             "chain_of_thought": self.cot,
             "max_new_tokens": self.max_new_tokens,
+            "max_demo_chars": self.max_demo_chars,
         }
+
+    @classmethod
+    def from_description(
+        cls,
+        ctx: Context,
+        desc: dict[str, Any],
+        *,
+        model: str | None = None,
+        rung: str | None = None,
+    ) -> PromptSolution:
+        """Rebuild the solution `describe()` recorded (e.g. a run's winner, to serve it).
+
+        `model` swaps the model (the same prompt on a larger one); `rung` renames the solution so
+        its stored predictions do not mix with the original's.
+        """
+        demos = None
+        if desc.get("demos"):
+            demos = DemoSelector.from_description(desc["demos"], ctx.dataset.train, ctx.seed, ctx)
+        sol = cls(
+            ctx,
+            rung or desc["rung"],
+            desc["variant"],
+            template=desc.get("template") or BASE,
+            parts=PromptParts(**(desc.get("parts") or {})),
+            demos=demos,
+            calibrate=bool(desc.get("calibrate")),
+            cot=bool(desc.get("chain_of_thought")),
+            max_demo_chars=int(
+                desc.get("max_demo_chars")
+                or ctx.task.rung_config(desc["rung"]).get("max_demo_chars", 500)
+            ),
+            model=model or desc.get("model"),
+        )
+        if model is None and desc.get("max_new_tokens"):
+            sol.max_new_tokens = int(desc["max_new_tokens"])
+        if desc.get("mode") == "generate":
+            sol.mode = "generate"  # scoring is what it was measured with only where recorded
+        return sol
 
     def prompts(self, examples: list[Example]) -> list[str]:
         demo_sets = self.demos.select(examples) if self.demos else [[] for _ in examples]

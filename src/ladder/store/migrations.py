@@ -91,4 +91,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    # ---- serve (040-049): the gateway's request log and API keys
+    (
+        "040_requests",
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,             -- the response id the caller got (chatcmpl-..., cmpl-...)
+            created_at REAL NOT NULL,        -- unix seconds
+            endpoint TEXT NOT NULL,          -- chat | completions
+            model TEXT NOT NULL,             -- the model name the caller asked for
+            route TEXT,                      -- what served it (a rung, a model, an upstream)
+            task TEXT,
+            run_id TEXT,
+            key_id TEXT,                     -- the API key's id, never the key
+            status INTEGER NOT NULL,         -- HTTP status
+            error TEXT,
+            stream INTEGER NOT NULL,
+            cached INTEGER NOT NULL,
+            latency_ms REAL NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            input TEXT,                      -- the task input: last user message, or the prompt
+            request TEXT,                    -- JSON body of the request (headers are never kept)
+            response TEXT,                   -- the answer's text
+            output TEXT,                     -- JSON: the task output (task and route models)
+            valid INTEGER,
+            confidence REAL,
+            fallback TEXT,                   -- why a route fell back, if it did
+            feedback TEXT,                   -- good | bad
+            feedback_note TEXT,
+            feedback_at REAL
+        );
+        CREATE INDEX requests_time ON requests(created_at);
+        CREATE INDEX requests_model ON requests(model, created_at);
+        """,
+    ),
+    (
+        "041_api_keys",
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,       -- sha256 of the key; the key itself is never stored
+            prefix TEXT NOT NULL,            -- first characters, to recognise a key in a list
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        """,
+    ),
 ]

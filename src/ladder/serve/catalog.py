@@ -1,0 +1,315 @@
+"""What `ladder serve` exposes, built from a run (or a bare model) and the options given.
+
+Model names:
+- `TASK`: the run's winner; with a large model configured, the hybrid route (winner, else the
+  best prompt on the large model below a calibrated confidence);
+- `TASK/RUNG`: each rung the run finished, rebuilt from what the store recorded;
+- `TASK/RUNG@LARGE`: the best prompting rung's prompt on the large model;
+- the base model (`gemma-3-270m`, ...) and every LoRA adapter, by name, raw text in and out;
+- the large model itself (`LARGE`), proxied to its OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ladder.context import Context
+from ladder.errors import LadderError, ModelError
+from ladder.progress import NullProgress, Progress
+from ladder.serve.adapters import AdapterSet, AdapterView, adapter_meta, check_adapter_folder
+from ladder.serve.router import Calibration
+from ladder.serve.schemas import ApiError
+from ladder.serve.targets import LocalModel
+from ladder.serve.upstream import Health, Upstream
+from ladder.serve.worker import Gate, Worker
+from ladder.store.db import Store
+from ladder.task import ModelSpec
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 1_000_000  # request body
+    max_tokens: int = 1024  # tokens a request may ask to generate
+    default_max_tokens: int = 256
+    max_prompt_tokens: int = 8192
+    max_queue: int = 256  # requests waiting for the local model before 503s
+    max_batch: int = 8
+    request_timeout_s: float = 120.0
+    upstream_timeout_s: float = 30.0
+    upstream_concurrency: int = 16
+    cache_entries: int = 1024  # temperature-0 answers kept (0 = no cache)
+    key_cache_s: float = 5.0  # a revoked key stops working within this time
+    log_queue: int = 10000
+
+
+@dataclass
+class ServeOptions:
+    run: str | None = None  # run id, or a run folder (runs/TASK/RUN_ID)
+    runs_dir: str | None = None
+    model: str | None = None  # the base model when no run is given
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> PEFT folder
+    large: str | None = None  # [NAME=]URL, or a model name (task.yaml `models:`, openai:X)
+    large_model: str | None = None  # the model name the large endpoint expects
+    small: str | None = None  # the rung the route answers with (default: the best local one)
+    target_quality: float | None = None
+    target_share: float | None = None
+    threshold: float | None = None  # route below this confidence, as set (no target)
+    price_hour: float | None = None  # $/hour of this machine (default: the price book's)
+    large_price: tuple[float, float] | None = None  # $ per 1M tokens in, out (default: the book's)
+    price_files: list[str] = field(default_factory=list)  # price files over the task's
+    limits: Limits = field(default_factory=Limits)
+    engines: dict[str, Any] = field(default_factory=dict)  # prebuilt engines by model name
+
+
+class Catalog:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.targets: dict = {}
+        self.worker = Worker(max_queue=limits.max_queue, max_batch=limits.max_batch)
+        self.pool = ThreadPoolExecutor(
+            limits.upstream_concurrency, thread_name_prefix="ladder-upstream"
+        )
+        # remote task models share the pool; this bounds how many may wait for it
+        self.remote_gate = Gate(limits.upstream_concurrency + limits.max_queue, "remote models")
+        self.upstreams: list[Upstream] = []
+        self.ctx: Context | None = None
+        self.engines: list[Any] = []
+        self.task: str | None = None
+        self.run_id: str | None = None
+        self.calibration: Calibration | None = None
+        self.price_hour = 0.0  # $/hour of local compute, for the cost log
+        self.large_price = (0.0, 0.0)  # $ per 1M tokens in, out of the large model
+        self.lines: list[str] = []  # what is served, for the startup banner
+
+    def add(self, target) -> None:
+        self.targets[target.name] = target
+
+    def get(self, name: str):
+        target = self.targets.get(name)
+        if target is None:
+            raise ApiError(
+                404,
+                f"The model '{name}' does not exist. Served here: {', '.join(self.targets)}.",
+                param="model",
+                code="model_not_found",
+            )
+        return target
+
+    async def aclose(self) -> None:
+        for up in self.upstreams:
+            await up.aclose()
+
+    def close(self) -> None:
+        self.worker.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.ctx is not None:
+            self.ctx.close()
+        for eng in self.engines:
+            eng.close()
+
+
+def build_catalog(opts: ServeOptions, progress: Progress | None = None) -> Catalog:
+    progress = progress or NullProgress()
+    cat = Catalog(opts.limits)
+    try:
+        if opts.run:
+            from ladder.serve.runs import from_run
+
+            from_run(cat, opts, progress)
+        else:
+            _from_model(cat, opts)
+    except BaseException:
+        cat.close()
+        raise
+    return cat
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def is_local(engine) -> bool:
+    return engine.info().get("engine") != "openai"
+
+
+def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]):
+    """Load every adapter on the base engine; expose the base and each adapter as raw models.
+
+    Returns {adapter folder: adapter name}.
+    """
+    local = partial(
+        LocalModel,
+        worker=cat.worker,
+        price_hour=cat.price_hour,
+        timeout=cat.limits.request_timeout_s,
+    )
+    if not wanted:
+        cat.add(local(name, base))
+        return {}
+    if not hasattr(base, "lm"):
+        raise ModelError(
+            f"LoRA adapters need a transformers base model; {name!r} runs on {base.info().get('engine')}."
+        )
+    aset = AdapterSet(base)
+    for ad_name, path in wanted.items():
+        aset.load(ad_name, path)
+    cat.add(local(name, AdapterView(name, aset, None)))
+    for ad_name in wanted:
+        cat.add(local(ad_name, AdapterView(ad_name, aset, ad_name), kind="adapter"))
+    cat.lines.append(f"adapters: {', '.join(wanted)} on one {name} (switched per request)")
+    return {Path(path).resolve(): ad_name for ad_name, path in wanted.items()}
+
+
+def wanted_adapters(
+    opts: ServeOptions, store: Store | None, run: dict | None, task: str | None
+) -> dict[str, Path]:
+    wanted: dict[str, Path] = {}
+    if store is not None and run is not None:
+        for art in store.artifacts(run["id"]):
+            if art["kind"] == "adapter":
+                folder = check_adapter_folder(art["path"])
+                meta = {**adapter_meta(folder), **(art.get("meta") or {})}
+                wanted[str(meta.get("name") or f"{task}-{art['rung']}")] = folder
+    for name, path in opts.adapters.items():
+        wanted[name] = check_adapter_folder(path)
+    return wanted
+
+
+def large_spec(opts: ServeOptions, task=None) -> tuple[str, ModelSpec]:
+    """The large model's name and endpoint from `--large [NAME=]URL|MODEL`."""
+    from ladder.models import resolve_model
+
+    name, _, ref = (
+        opts.large.rpartition("=") if "=" in opts.large.split("://")[0] else ("", "", opts.large)
+    )
+    if ref.startswith(("http://", "https://")):
+        return name or "large", ModelSpec(engine="openai", base_url=ref, model=opts.large_model)
+    spec = resolve_model(ref, task).spec
+    if spec.engine != "openai":
+        raise ModelError(
+            f"the large model {ref!r} is not an OpenAI-compatible endpoint (engine {spec.engine}).",
+            fix="give --large URL or a task.yaml model with `engine: openai`.",
+        )
+    return name or ref, spec.model_copy(
+        update={"model": opts.large_model or spec.model or ref.removeprefix("openai:")}
+    )
+
+
+def add_large(cat: Catalog, opts: ServeOptions, task=None):
+    """The large model's engine (for prompts) and its proxy target, sharing one health record."""
+    from ladder.engines.openai_compat import OpenAIEngine
+
+    name, spec = large_spec(opts, task)
+    base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    key = os.environ.get(spec.api_key_env or "OPENAI_API_KEY")
+    remote = spec.model or _discover(base_url, key)
+    cat.large_price = opts.large_price or _book_price(cat, opts, task, name, remote)
+    timeout = min(spec.timeout, opts.limits.upstream_timeout_s)
+    conc = min(spec.concurrency, opts.limits.upstream_concurrency)
+    engine = OpenAIEngine(
+        name,
+        remote_model=remote,
+        base_url=base_url,
+        api_key=key,
+        api=spec.api,
+        concurrency=conc,
+        timeout=timeout,
+        max_retries=1,
+        check=False,
+    )
+    health = Health()
+    up = Upstream(
+        name,
+        base_url,
+        remote,
+        api_key=key,
+        timeout=timeout,
+        concurrency=conc,
+        prices=cat.large_price,
+        health=health,
+        max_waiting=opts.limits.max_queue,
+    )
+    cat.upstreams.append(up)
+    cat.add(up)
+    cat.lines.append(f"{name}: upstream {remote} at {base_url}")
+    return name, engine, health
+
+
+def _discover(base_url: str, key: str | None) -> str:
+    import httpx
+
+    try:
+        r = httpx.get(
+            base_url.rstrip("/") + "/models",
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=5,
+        )
+        return r.json()["data"][0]["id"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        raise LadderError(
+            f"cannot ask {base_url} which model it serves.", fix="name it with --large-model."
+        ) from None
+
+
+def _from_model(cat: Catalog, opts: ServeOptions) -> None:
+    from ladder.models import make_engine, resolve_model
+
+    name = opts.model or "gemma-3-270m"
+    base = opts.engines.get(name) or make_engine(resolve_model(name))
+    cat.engines.append(base)
+    price_local(cat, opts, None, base)
+    add_adapters(cat, base, name, wanted_adapters(opts, None, None, None))
+    if opts.large:
+        _, engine, _ = add_large(cat, opts)
+        cat.engines.append(engine)
+
+
+# ---------------------------------------------------------------- prices for the cost log
+
+
+def price_book(opts: ServeOptions, task=None):
+    from ladder.prices import load_price_book
+
+    return load_price_book(
+        task.spec.prices if task else None, task.dir if task else None, opts.price_files
+    )
+
+
+def price_local(cat: Catalog, opts: ServeOptions, task, engine) -> None:
+    """$/hour of local compute: --price-hour, else this machine in the price book."""
+    from ladder import provenance
+    from ladder.economics import machine_rate
+    from ladder.prices import PriceError
+
+    if opts.price_hour is not None:
+        cat.price_hour = opts.price_hour
+        return
+    info = engine.info()
+    try:
+        device = info.get("device") if info.get("device") != "none" else "cpu"
+        rate = machine_rate(
+            price_book(opts, task), provenance.hardware(), device, info.get("threads")
+        )
+    except PriceError as exc:
+        cat.lines.append(f"cost of local answers logged as $0: {exc}")
+        return
+    cat.price_hour = rate["per_hour"]
+    cat.lines.append(
+        f"local answers cost ${rate['per_hour']:.4g}/hour ({rate['kind']}, price book)"
+    )
+
+
+def _book_price(
+    cat: Catalog, opts: ServeOptions, task, name: str, remote: str
+) -> tuple[float, float]:
+    found = price_book(opts, task).model(name, remote)
+    if found is None:
+        cat.lines.append(
+            f"cost of {name} logged as $0: no price for {remote!r} in the price book (--large-price IN,OUT sets one)"
+        )
+        return (0.0, 0.0)
+    return (found[1].input, found[1].output)

@@ -1,0 +1,263 @@
+"""What a model name serves: a local model or adapter, a task solution, or an upstream endpoint.
+
+Every target turns one validated request (`Call`) into one `Answer` (text, tokens, which route
+served it). Local models and task solutions on local models run on the engine worker (one
+thread, batched); solutions on remote models run in a bounded thread pool; upstream models
+(`upstream.py`) are proxied with an async HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ladder.dataset import Example
+from ladder.engines.base import GenRequest
+from ladder.serve.schemas import ApiError
+from ladder.serve.worker import Gate, Worker
+
+
+@dataclass
+class Call:
+    """One request, normalised: what any target needs to answer it."""
+
+    endpoint: str  # chat | completions
+    prompt: str  # the raw prompt (completions) or the chat rendered for a raw model
+    text: str  # the task input: the last user message, or the prompt
+    max_tokens: int
+    temperature: float
+    stop: list[str]
+    seed: int | None
+    body: dict[str, Any]  # the validated request, for upstream pass-through
+    id: str = ""
+
+
+@dataclass
+class Answer:
+    text: str
+    route: str  # what served it: a model, an adapter, a rung, an upstream
+    tokens_in: int = 0
+    tokens_out: int = 0
+    finish: str = "stop"
+    output: Any = None  # the task output (task and route models)
+    valid: bool | None = None
+    confidence: float | None = None
+    threshold: float | None = None
+    fallback: str | None = None  # why a route did not use the model it chose
+    compute_s: float = 0.0
+    cost_usd: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Target:
+    name: str
+    kind: str  # model | adapter | task | route | upstream
+    description: str = ""
+    default_temperature: float = 1.0  # OpenAI's default for raw models
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def cache_id(self) -> str:
+        return self.name
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return plain_chat(messages)
+
+    async def answer(self, call: Call) -> Answer:
+        raise NotImplementedError
+
+
+def plain_chat(messages: list[dict[str, str]]) -> str:
+    """A chat as text for a model without a chat template; one user message is sent as is."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join([*lines, "Assistant:"])
+
+
+def loop_tokenizer(engine):
+    """The engine's tokenizer, copied once for the event loop's own use (token limits, chat).
+
+    A fast tokenizer is not safe to call from two threads at once (each call sets its padding
+    and truncation state), and the engine worker thread calls the engine's own.
+    """
+    base = getattr(engine, "base", engine)  # adapter views share their base's tokenizer
+    tok = getattr(base, "tokenizer", None)
+    if tok is None:
+        return None
+    if "_loop_tokenizer" not in base.__dict__:
+        base.__dict__["_loop_tokenizer"] = copy.deepcopy(tok)
+    return base.__dict__["_loop_tokenizer"]
+
+
+def count_tokens(engine, text: str) -> int:
+    tok = loop_tokenizer(engine)
+    return len(tok(text).input_ids) if tok is not None else engine.count_tokens(text)
+
+
+async def on_worker(worker: Worker, key, item, run, timeout: float):
+    """Run a job on the engine worker and wait for it without blocking the event loop."""
+    fut = worker.submit(key, item, run)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+    except asyncio.TimeoutError:
+        fut.cancel()
+        raise ApiError(
+            504,
+            f"the model did not answer within {timeout:g} s.",
+            type="server_error",
+            code="timeout",
+        ) from None
+
+
+class LocalModel(Target):
+    """A local model or one of its adapters (an engine view), answering raw prompts."""
+
+    def __init__(
+        self,
+        name: str,
+        engine,
+        worker: Worker,
+        *,
+        kind: str = "model",
+        price_hour: float = 0.0,
+        timeout: float = 120.0,
+    ):
+        self.name, self.engine, self.worker, self.kind = name, engine, worker, kind
+        self.price_hour, self.timeout = price_hour, timeout
+        info = engine.info()
+        self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
+            f" + adapter {info['adapter']}" if info.get("adapter") else ""
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(self.engine, text)
+
+    def cache_id(self) -> str:
+        ident = getattr(self.engine, "identity", None)
+        return ident() if ident else self.name
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        tok = loop_tokenizer(self.engine)
+        if tok is not None and getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            bos = tok.bos_token or ""
+            return text[len(bos) :] if bos and text.startswith(bos) else text  # the engine adds BOS
+        return plain_chat(messages)
+
+    async def answer(self, call: Call) -> Answer:
+        req = GenRequest(
+            call.prompt,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            stop=call.stop,
+            seed=call.seed,
+        )
+        comp = await on_worker(self.worker, self.name, req, self.engine.generate, self.timeout)
+        return Answer(
+            comp.text,
+            self.name,
+            comp.tokens_in,
+            comp.tokens_out,
+            comp.finish_reason,
+            compute_s=comp.compute_s,
+            cost_usd=comp.compute_s * self.price_hour / 3600,
+        )
+
+
+class TaskModel(Target):
+    """A task solution: the request's text is the input; the answer is the task's output.
+
+    Local solutions run on the engine worker, batched per (solution, temperature, seed);
+    remote ones (a prompt on an upstream model) in a bounded thread pool.
+    """
+
+    kind = "task"
+    default_temperature = 0.0  # a task model answers deterministically unless asked otherwise
+
+    def __init__(
+        self,
+        name: str,
+        solution,
+        route: str,
+        *,
+        worker: Worker | None,
+        pool: ThreadPoolExecutor | None = None,
+        gate: Gate | None = None,
+        confidence=None,
+        price_hour: float = 0.0,
+        prices: tuple[float, float] = (0.0, 0.0),
+        timeout: float = 120.0,
+    ):
+        from ladder.registry import registries
+
+        self.name, self.solution, self.route = name, solution, route
+        self.worker, self.pool, self.timeout = worker, pool, timeout
+        self.gate = gate or Gate(256, "the remote model")  # bounds the pool's waiting line
+        self.confidence = confidence  # (solution, examples, preds) -> list[float | None]
+        self.price_hour, self.prices = price_hour, prices
+        self.kind_ = registries().kinds.get(solution.task.kind)
+        self.description = (
+            f"{solution.task.name}: {solution.rung} · {solution.variant} on {solution.model}"
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(self.solution.engine, text)
+
+    def cache_id(self) -> str:
+        ident = getattr(self.solution.engine, "identity", None)
+        return f"{self.name}|{ident() if ident else self.solution.model}"
+
+    def predict(
+        self, examples: list[Example], temperature: float, seed: int | None
+    ) -> list[Answer]:
+        preds = self.solution.predict(examples, temperature=temperature, seed=seed or 0)
+        confs = (
+            self.confidence(self.solution, examples, preds)
+            if self.confidence
+            else [None] * len(preds)
+        )
+        out = []
+        for p, conf in zip(preds, confs):
+            text = (
+                self.kind_.render_output(p.output, self.solution.task)
+                if p.valid
+                else (p.raw or "").strip()
+            )
+            cost = (
+                p.compute_s * self.price_hour / 3600
+                + (p.tokens_in * self.prices[0] + p.tokens_out * self.prices[1]) / 1e6
+            )
+            out.append(
+                Answer(
+                    text,
+                    self.route,
+                    p.tokens_in,
+                    p.tokens_out,
+                    "stop",
+                    p.output,
+                    p.valid,
+                    conf,
+                    compute_s=p.compute_s,
+                    cost_usd=cost,
+                )
+            )
+        return out
+
+    async def answer(self, call: Call) -> Answer:
+        ex = Example(call.id or "request", call.text, None)
+        temp, seed = call.temperature, call.seed
+
+        def run(exs):
+            return self.predict(exs, temp, seed)
+
+        if self.worker is not None:
+            return await on_worker(self.worker, (self.name, temp, seed), ex, run, self.timeout)
+        loop = asyncio.get_running_loop()
+        with self.gate.slot():
+            fut = loop.run_in_executor(self.pool, run, [ex])
+            return (await asyncio.wait_for(fut, self.timeout))[0]
