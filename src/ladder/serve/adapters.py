@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.errors import ModelError, require
+from ladder.training.adapters import quiet
 
 META_FILE = "ladder-adapter.json"
 
@@ -60,13 +61,14 @@ class AdapterSet:
                 f"two adapters are named {name!r}.", fix="give each --adapter a distinct NAME."
             )
         try:
-            if self.peft_model is None:
-                # wraps the engine's model in place: the engine keeps calling its own `lm`
-                self.peft_model = peft.PeftModel.from_pretrained(
-                    self.engine.lm, str(folder), adapter_name=name
-                )
-            else:
-                self.peft_model.load_adapter(str(folder), adapter_name=name)
+            with quiet():  # no transformers deprecation warning on the server's console
+                if self.peft_model is None:
+                    # wraps the engine's model in place: the engine keeps calling its own `lm`
+                    self.peft_model = peft.PeftModel.from_pretrained(
+                        self.engine.lm, str(folder), adapter_name=name
+                    )
+                else:
+                    self.peft_model.load_adapter(str(folder), adapter_name=name)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             if self.peft_model is not None and name in self.peft_model.peft_config:
                 self.peft_model.delete_adapter(name)
