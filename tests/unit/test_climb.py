@@ -150,3 +150,24 @@ def test_extract_climb_with_generated_answers(extract_task):
     assert card.consistency_method.startswith("2 sampled generations")
     repeats = Store().predictions(res.run_id, card.rung, card.variant, "holdout", repeat=None)
     assert {p.repeat for p in repeats.values()} == {0, 1, 2}
+
+
+def test_an_answer_begun_on_the_next_line_is_not_cut_to_nothing(extract_task):
+    """A base model often writes a line break after "Answer:"; the stop at the line break must
+    not turn that into an empty answer: the row is asked again with the line break kept."""
+    gold = gold_by_input(extract_task)
+
+    def responder(req):
+        query = req.prompt.rstrip("\n").rsplit("Input:\n", 1)[-1]
+        out = next((v for k, v in gold.items() if query.startswith(k)), {})
+        answer = " " + json.dumps(out)
+        return answer if req.prompt.endswith("\n") else "\n" + answer
+
+    engine = FakeEngine(responder=responder)
+    res = run(extract_task, engine, rungs=["zero-shot"])
+    card = res.scorecards[0]
+    assert card.metrics["validity"].value == 1.0
+    preds = Store().predictions(res.run_id, card.rung, card.variant, "holdout")
+    # each answer took two calls: both prompts' tokens are counted
+    first = next(iter(preds.values()))
+    assert first.tokens_out > engine.count_tokens(first.raw)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores
+from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores, truncate_at_stop
 
 
 def _unit(*parts: str) -> float:
@@ -85,10 +85,13 @@ class FakeEngine:
             t0 = time.perf_counter()
             if self.latency_s:
                 time.sleep(self.latency_s)
-            text = self._answer(req)
+            raw = self._answer(req)
+            # stop strings end the text as on a real engine (the stop itself is generated, not shown)
+            text, stopped = truncate_at_stop(raw, req.stop)
+            made = raw[: len(text) + 1] if stopped else raw
             dt = time.perf_counter() - t0
             out.append(
-                Completion(text, self.count_tokens(req.prompt), self.count_tokens(text), dt, dt)
+                Completion(text, self.count_tokens(req.prompt), self.count_tokens(made), dt, dt)
             )
         return out
 
