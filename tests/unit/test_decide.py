@@ -213,3 +213,13 @@ def test_nothing_meets_the_bar():
     d = decide([sc("zero-shot", 0.3, 1e-6), sc("few-shot", 0.5, 2e-6)], FACTS, [])
     assert d["recommendation"] == "few-shot" and d["meets_bar"] is False
     assert "no option meets the bar" in d["reasons"][0]
+
+
+def test_volume_gate_says_what_is_missing_when_only_a_fine_tune_ran():
+    d = decide([sc("lora", 0.86, 4e-6, one_time=0.01, fixed=5.0, extras=TUNED_EXTRAS)], FACTS, [])
+    gate = next(g for g in d["gates"] if g["n"] == 5)
+    assert gate["answer"] == "unknown"
+    assert "no prompted rung" in gate["evidence"]
+    d = decide([sc("few-shot", 0.6, 17e-6)], FACTS, [])
+    gate = next(g for g in d["gates"] if g["n"] == 5)
+    assert "no fine-tuned rung" in gate["evidence"]

@@ -193,9 +193,12 @@ def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
 def gate_volume(cards: list, f: Facts, rows: list[dict[str, Any]]) -> dict[str, Any]:
     tuned = _best([c for c in cards if is_fine_tuned(c)], f)
     if tuned is None or not rows:
-        return _gate(
-            5, "volume pays", "unknown", "no fine-tuned rung was run, so there is nothing to repay"
+        why = (
+            "no fine-tuned rung was run, so there is nothing to repay"
+            if tuned is None
+            else "no prompted rung was run to compare the fine-tune's cost against"
         )
+        return _gate(5, "volume pays", "unknown", why)
     mine = [r for r in rows if r["tuned"] == tuned.rung]
     rivals = [r for r in mine if r["prompted_meets_bar"]] or mine
     # against the costliest rival the fine-tune would replace: the one meeting the bar, else the best prompt
