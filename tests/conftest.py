@@ -206,6 +206,15 @@ def embedded_ready() -> bool:
     return ready()
 
 
+@pytest.fixture(scope="session")
+def embedded_model() -> None:
+    """The embedded model, prepared: `make test` does it first; this covers a bare pytest run."""
+    from ladder.models import prepare_embedded
+
+    if not embedded_ready():
+        prepare_embedded()
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("LADDER_SKIP_INTEGRATION"):
         skip = pytest.mark.skip(reason="LADDER_SKIP_INTEGRATION is set")

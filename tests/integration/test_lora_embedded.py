@@ -10,16 +10,8 @@ import pytest
 
 from ladder.store.db import Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("embedded_model")]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _prepared():
-    from ladder.models import embedded_ready, prepare_embedded
-
-    if not embedded_ready():  # `make test` prepares it first; this covers a bare pytest run
-        prepare_embedded()
 
 
 def test_train_save_reload_rescore(run_cli):

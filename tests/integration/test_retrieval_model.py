@@ -12,7 +12,7 @@ from ladder.climb import ClimbOptions, climb
 from ladder.store.db import Store
 from retrieval_helpers import write_qa_task
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("embedded_model")]
 ROOT = Path(__file__).resolve().parents[2]
 ALL_HOLDOUT = "split: {train: 0.0, dev: 0.0, holdout: 1.0}\n"
 DOCS = {
@@ -25,14 +25,6 @@ QUESTIONS = [
     ("q1", "How many days do I have to return a device?", "45 days", ["returns.md"]),
     ("q2", "How much does standard shipping cost?", "$5.99", ["shipping.md"]),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _prepared():
-    from ladder.models import embedded_ready, prepare_embedded
-
-    if not embedded_ready():
-        prepare_embedded()
 
 
 def rag_answers(run_cli, task) -> dict[str, str]:
