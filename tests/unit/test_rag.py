@@ -273,3 +273,17 @@ def test_prompting_rungs_climb_qa_tasks_too(tmp_path):
         assert set(card.metrics) == {"token_f1", "exact_match", "validity"}
         assert card.primary_metric == "token_f1" and card.validity == 1.0
     assert any("answer: unanswerable" in p for p in prompts)  # the qa answer format
+
+
+def test_a_rag_answer_begun_on_the_next_line_is_not_cut_to_nothing(tmp_path):
+    """The line-break stop must not empty an answer a base model starts on the next line."""
+
+    def next_line(req):
+        answer = oracle_rag(req)
+        return answer if req.prompt.endswith("\n") else "\n" + answer
+
+    task = write_qa_task(tmp_path / "t", extra_yaml="rungs: {rag: {k: [2]}}\n")
+    card = run(task, next_line).scorecards[0]
+    plain = run(write_qa_task(tmp_path / "u", extra_yaml="rungs: {rag: {k: [2]}}\n"), oracle_rag)
+    assert card.metrics["exact_match"].value == plain.scorecards[0].metrics["exact_match"].value
+    assert card.extras["retrieval"]["citation_correctness"]["value"] == 1.0

@@ -9,7 +9,7 @@ per request, in order, carrying tokens in/out and latency. `latency_s` is what t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -70,3 +70,29 @@ def truncate_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """Cut generated text at the first stop string; report whether one was found."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def generate_lines(engine, requests: list[GenRequest]) -> list[Completion]:
+    """`engine.generate` for one-line answers: a line begun on the next line is asked again.
+
+    After "Answer:" a base model often writes a line break first, and a stop at the line break
+    then cuts its answer to nothing. Those rows (nothing but the stop, so no EOS) go once more
+    with the line break added to the prompt; tokens and time of both calls count.
+    """
+    comps = engine.generate(requests)
+    again = [
+        i
+        for i, c in enumerate(comps)
+        if not c.text.strip() and c.finish_reason == "stop" and c.tokens_out > 0
+    ]
+    if not again:
+        return comps
+    retry = [replace(requests[i], prompt=requests[i].prompt + "\n") for i in again]
+    for i, c in zip(again, engine.generate(retry)):
+        first = comps[i]
+        c.tokens_in += first.tokens_in
+        c.tokens_out += first.tokens_out
+        c.latency_s += first.latency_s
+        c.compute_s += first.compute_s
+        comps[i] = c
+    return comps

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ladder.context import Context
 from ladder.dataset import Example
-from ladder.engines.base import Completion, GenRequest
+from ladder.engines.base import Completion, GenRequest, generate_lines
 from ladder.kinds import UNANSWERABLE, Parsed
 from ladder.solution import Prediction
 
@@ -65,7 +65,7 @@ def generate_answers(
         for p in prompts
     ]
     out = []
-    for comp in engine.generate(reqs):
+    for comp in generate_lines(engine, reqs):
         answer, cited = split_citations(comp.text)
         out.append(Answer(comp, kind.parse_prediction(answer, task), cited))
     return out

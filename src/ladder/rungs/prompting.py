@@ -10,7 +10,6 @@ Optional chain-of-thought generates reasoning first, then answers after it.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ladder.context import Context
 from ladder.dataset import Example
-from ladder.engines.base import GenRequest, ScoreRequest
+from ladder.engines.base import GenRequest, ScoreRequest, generate_lines
 from ladder.prompts import BASE, COT, PromptBuilder, PromptParts, uses_demos
 from ladder.rungs.base import Prepared, select_on_dev
 from ladder.solution import Prediction
@@ -313,7 +312,7 @@ class PromptSolution:
             for p in prompts
         ]
         preds = []
-        for ex, comp in zip(examples, self._complete(reqs)):
+        for ex, comp in zip(examples, generate_lines(self.engine, reqs)):
             parsed = self.kind.parse_prediction(comp.text, self.task)
             preds.append(
                 Prediction(
@@ -330,31 +329,6 @@ class PromptSolution:
                 )
             )
         return preds
-
-    def _complete(self, reqs: list[GenRequest]) -> list:
-        """Generate; an answer that a base model began on the next line is asked for again.
-
-        After "Answer:" a base model often writes a line break first, and the stop at the line
-        break then cuts its answer to nothing. Those rows (nothing but the stop, so no EOS) go
-        once more with the line break added to the prompt; tokens and time of both calls count.
-        """
-        comps = self.engine.generate(reqs)
-        again = [
-            i
-            for i, c in enumerate(comps)
-            if not c.text.strip() and c.finish_reason == "stop" and c.tokens_out > 0
-        ]
-        if not again:
-            return comps
-        retry = [replace(reqs[i], prompt=reqs[i].prompt + "\n") for i in again]
-        for i, c in zip(again, self.engine.generate(retry)):
-            first = comps[i]
-            c.tokens_in += first.tokens_in
-            c.tokens_out += first.tokens_out
-            c.latency_s += first.latency_s
-            c.compute_s += first.compute_s
-            comps[i] = c
-        return comps
 
 
 # ---------------------------------------------------------------- the rungs
