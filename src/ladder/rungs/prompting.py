@@ -221,7 +221,8 @@ class PromptSolution:
         prompts = self.prompts(examples)
         extra_in = [0] * len(prompts)
         extra_out = [0] * len(prompts)
-        extra_s = [0.0] * len(prompts)
+        extra_wait = [0.0] * len(prompts)
+        extra_compute = [0.0] * len(prompts)
         if self.cot:
             reqs = [
                 GenRequest(
@@ -240,16 +241,18 @@ class PromptSolution:
             ]
             extra_in = [t.tokens_in for t in thoughts]
             extra_out = [t.tokens_out for t in thoughts]
-            extra_s = [t.latency_s for t in thoughts]
+            # the thought's wait adds to latency; only its share of engine time adds to cost
+            extra_wait = [t.latency_s for t in thoughts]
+            extra_compute = [t.compute_s for t in thoughts]
         if self.mode == "score":
             preds = self._predict_scored(examples, prompts)
         else:
             preds = self._predict_generated(examples, prompts, temperature, seed)
-        for p, a, b, s in zip(preds, extra_in, extra_out, extra_s):
+        for p, a, b, w, c in zip(preds, extra_in, extra_out, extra_wait, extra_compute):
             p.tokens_in += a
             p.tokens_out += b
-            p.latency_s += s
-            p.compute_s += s
+            p.latency_s += w
+            p.compute_s += c
         return preds
 
     def _predict_scored(self, examples: list[Example], prompts: list[str]) -> list[Prediction]:
