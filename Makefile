@@ -27,9 +27,10 @@ demo:
 	$(BIN)/ladder models prepare
 	$(BIN)/ladder climb examples/email-triage
 
+# both tiers (a bare `pytest` runs only the fast one)
 test: install
 	$(BIN)/ladder models prepare
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "integration or not integration"
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration"
