@@ -19,6 +19,7 @@ from ladder import provenance
 from ladder.context import Context
 from ladder.dataset import Dataset, load_dataset
 from ladder.errors import LadderError, StoreError
+from ladder.evaluation.bar import for_task as bar_verdict
 from ladder.evaluation.scorecard import Scorecard
 from ladder.fsutil import atomic_write_json
 from ladder.progress import NullProgress, Progress
@@ -81,12 +82,9 @@ def _pick_rungs(requested: list[str] | None) -> list[str]:
 
 
 def _bar_met(task: Task, card: Scorecard) -> bool:
-    bar = task.spec.bar
-    return (
-        bar is not None
-        and bar.metric in card.metrics
-        and card.metrics[bar.metric].value >= bar.threshold
-    )
+    """Met with the task's stated confidence (`bar.confidence`), not by the point estimate alone."""
+    v = bar_verdict(task, card)
+    return bool(v and v["met"])
 
 
 def _new_run_id(store: Store, task: str) -> str:
@@ -239,6 +237,8 @@ def climb(
                 if not opts.all_rungs:
                     emit("bar_met", rung=name, scorecard=card)
                     break
+            elif (v := bar_verdict(task, card)) and v["point_reached"]:
+                emit("bar_point_only", rung=name, verdict=v)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -75,6 +75,12 @@ class BarSpec(Strict):
 
     metric: str
     threshold: float
+    confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="'bar met' means P(hold-out metric ≥ threshold) ≥ this, by the bootstrap",
+    )
 
 
 class VolumeSpec(Strict):

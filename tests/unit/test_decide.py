@@ -167,7 +167,7 @@ def test_volume_decides_between_two_options_that_meet_the_bar():
 
 
 def test_volatile_knowledge_sets_fine_tunes_aside_when_something_else_meets_the_bar():
-    cards = [sc("rag", 0.85, 30e-6), sc("lora", 0.9, 1e-6, extras=TUNED_EXTRAS)]
+    cards = [sc("rag", 0.88, 30e-6), sc("lora", 0.9, 1e-6, extras=TUNED_EXTRAS)]
     f = Facts("accuracy", bar=0.8, calls_per_day=1e5, knowledge="volatile")
     d = decide(cards, f, [])
     assert d["recommendation"] == "rag" and d["kind"] == "retrieve"
@@ -212,7 +212,7 @@ def test_no_bar_picks_the_cheapest_option_not_significantly_worse():
 def test_nothing_meets_the_bar():
     d = decide([sc("zero-shot", 0.3, 1e-6), sc("few-shot", 0.5, 2e-6)], FACTS, [])
     assert d["recommendation"] == "few-shot" and d["meets_bar"] is False
-    assert "no option meets the bar" in d["reasons"][0]
+    assert "no option is shown to meet the bar" in d["reasons"][0]
 
 
 def test_volume_gate_says_what_is_missing_when_only_a_fine_tune_ran():
@@ -223,3 +223,48 @@ def test_volume_gate_says_what_is_missing_when_only_a_fine_tune_ran():
     d = decide([sc("few-shot", 0.6, 17e-6)], FACTS, [])
     gate = next(g for g in d["gates"] if g["n"] == 5)
     assert "no fine-tuned rung" in gate["evidence"]
+
+
+# ---------------------------------------------------------------- how sure the verdict is
+
+
+def _card_with_p(rung, value, lo, hi, p_bar, per_call, **kw):
+    c = sc(rung, value, per_call, **kw)
+    c.metrics["accuracy"] = MetricValue(value=value, ci_low=lo, ci_high=hi, p_bar=p_bar, bar=0.8)
+    return c
+
+
+def test_an_interval_straddling_the_bar_is_not_bar_met():
+    lora = _card_with_p("lora", 0.83, 0.77, 0.89, 0.84, 1e-6, extras=TUNED_EXTRAS)
+    few = _card_with_p("few-shot", 0.77, 0.70, 0.84, 0.2, 5e-6)
+    d = decide([few, lora], FACTS, [])
+    assert d["meets_bar"] is False
+    v = {x["rung"]: x for x in d["bar_verdicts"]}
+    assert v["lora"]["point_reached"] and not v["lora"]["met"] and v["lora"]["p_meets"] == 0.84
+    assert "not shown at 95%" in v["lora"]["text"]
+    assert "no option is shown to meet the bar" in d["reasons"][0]
+
+
+def test_no_significant_difference_the_cheaper_wins_on_cost():
+    lora = _card_with_p("lora", 0.90, 0.85, 0.94, 0.99, 1e-6, extras=TUNED_EXTRAS)
+    few = _card_with_p("few-shot", 0.88, 0.83, 0.93, 0.98, 5e-6)
+    comp = {
+        "a": "few-shot", "b": "lora", "diff": 0.02, "ci_low": -0.03, "ci_high": 0.07,
+        "significant": False, "sentence": "lora vs few-shot: no significant difference",
+        "settle": {"more_examples": 900, "total": 1100, "power": 0.8, "basis": "McNemar"},
+    }  # fmt: skip
+    d = decide([few, lora], FACTS, [comp])
+    assert d["recommendation"] == "lora" and d["basis"]["basis"] == "cost"
+    assert d["basis"]["rival"] == "few-shot" and "no significant difference" in d["basis"]["text"]
+    assert d["basis"]["settle"]["more_examples"] == 900
+
+
+def test_a_significant_cheaper_win_is_both():
+    lora = _card_with_p("lora", 0.95, 0.92, 0.98, 1.0, 1e-6, extras=TUNED_EXTRAS)
+    few = _card_with_p("few-shot", 0.82, 0.77, 0.87, 0.7, 5e-6)
+    comp = {
+        "a": "few-shot", "b": "lora", "diff": 0.13, "ci_low": 0.08, "ci_high": 0.18,
+        "significant": True, "sentence": "lora beats few-shot by 13 points [8, 18]",
+    }  # fmt: skip
+    d = decide([few, lora], FACTS, [comp])
+    assert d["meets_bar"] and d["basis"]["basis"] == "both"

@@ -10,6 +10,7 @@ import typer
 from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
 from ladder.cli.report import print_outcome
 from ladder.climb import ClimbOptions, ClimbResult, climb
+from ladder.evaluation.bar import for_task as bar_verdict
 
 TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
 RunsOpt = Annotated[
@@ -179,6 +180,9 @@ class Printer:
             f"[green]Bar met by {rung}[/]: stopping here (use --all to climb every rung)."
         )
 
+    def on_bar_point_only(self, rung, verdict) -> None:
+        self.out.print(f"{verdict['text']}: climbing on.", highlight=False, soft_wrap=True)
+
     def on_finish(self, result: ClimbResult) -> None:
         console.print()
         if result.scorecards:
@@ -189,17 +193,20 @@ class Printer:
             print_outcome(result.outcome)
         bar = result.task.spec.bar
         if bar is not None:
-            if result.bar_met_by:
-                console.print(
-                    f"Bar      {bar.metric} ≥ {bar.threshold} met by [bold]{result.bar_met_by}[/]."
-                )
+            at = f"at {100 * bar.confidence:.0f}% confidence"
+            met = next((c for c in result.scorecards if c.rung == result.bar_met_by), None)
+            if met is not None:
+                v = bar_verdict(result.task, met)
+                console.print(f"Bar      {v['text']}.", highlight=False, soft_wrap=True)
             else:
                 best = max(
                     result.scorecards, key=lambda c: c.metrics[bar.metric].value, default=None
                 )
-                tail = f" (best: {best.rung} {best.metrics[bar.metric].value:.2f})" if best else ""
+                tail = f"; closest: {bar_verdict(result.task, best)['text']}" if best else ""
                 console.print(
-                    f"Bar      {bar.metric} ≥ {bar.threshold} not met by any rung climbed{tail}."
+                    f"Bar      {bar.metric} ≥ {bar.threshold} not met {at} by any rung climbed{tail}.",
+                    highlight=False,
+                    soft_wrap=True,
                 )
         console.print(
             f"Stored   run {result.run_id} · {result.run_dir}/run.json · `ladder runs show {result.run_id}`"

@@ -57,6 +57,9 @@ def print_outcome(outcome: Any) -> None:
     console.print(
         f"[bold]Decision: {decision_title(d, data['task']['bar'])}.[/] Gates:", highlight=False
     )
+    b = d.get("basis")
+    if b:
+        console.print(f"  basis: {b['basis']}: {b['text']}", highlight=False, soft_wrap=True)
     for g in d["gates"]:
         style = ANSWER_STYLE.get(g["answer"], "")
         console.print(

@@ -16,6 +16,7 @@ from ladder.decide.gates import (
     Facts,
     _best,
     _v,
+    bar_verdict,
     break_evens,
     gate_data,
     gate_knowledge,
@@ -24,6 +25,7 @@ from ladder.decide.gates import (
     gate_volume,
     signals,
 )
+from ladder.decide.gates import meets as meets_bar
 from ladder.economics import human, is_fine_tuned, money, monthly_cost, option_of, per_month
 from ladder.evaluation.compare import find
 
@@ -50,7 +52,7 @@ def _monthly(card, f: Facts) -> float:
 
 def _eligible(cards: list, f: Facts, gates: dict[int, dict]) -> tuple[list, list[str]]:
     """Options meeting the bar; fine-tunes drop out when knowledge is volatile or forgetting is high."""
-    meets = [c for c in cards if f.bar is not None and _v(c, f) >= f.bar]
+    meets = [c for c in cards if meets_bar(c, f)]
     notes = []
     blocked = [
         g
@@ -113,19 +115,17 @@ def _reasons(
         )
         return out + [g["evidence"] for g in gates.values() if g["answer"] == "yes"][:2]
     card = next(c for c in cards if c.rung == rec["rung"])
-    v = _v(card, f)
     at = (
         f" ({money(_monthly(card, f))}/month at {human(f.calls_per_day)} calls/day)"
         if f.calls_per_day
         else ""
     )
     if rec["meets_bar"]:
-        out.append(
-            f"{card.rung} meets the bar ({f.metric} {v:.2f} ≥ {f.bar:.2f}) and is the cheapest option that does{at}"
-        )
+        out.append(f"{bar_verdict(card, f)['text']}; the cheapest option that does{at}")
     elif f.bar is not None:
+        pct = f"{100 * f.bar_confidence:.0f}%"
         out.append(
-            f"no option meets the bar {f.bar:.2f}; {card.rung} comes closest ({f.metric} {v:.2f})"
+            f"no option is shown to meet the bar {f.bar:.2f} at {pct}; closest: {bar_verdict(card, f)['text']}"
         )
     else:
         out.append(
@@ -231,6 +231,37 @@ def hybrid_pair(cards: list, f: Facts) -> tuple[str, str] | None:
     return None if large is None else (small.rung, large.rung)
 
 
+def basis(rec: dict, cards: list, f: Facts, comparisons: list) -> dict[str, Any]:
+    """Why this option over its closest rival: quality (a significant win), cost (no significant
+    quality difference: the cheaper one), both, or the bar (only it is shown to meet it)."""
+    if rec["kind"] == "hybrid":
+        return {"basis": "bar+cost", "rival": None, "text": "the hybrid meets the bar for less"}
+    card = next(c for c in cards if c.rung == rec["rung"])
+    rival = _best([c for c in cards if c.rung != card.rung], f)
+    if rival is None:
+        return {"basis": "only option", "rival": None, "text": f"{card.rung} is the only option"}
+    c = find(comparisons, rival.rung, card.rung) or {}
+    better = c.get("significant") and c.get("diff", 0) > 0
+    worse = c.get("significant") and c.get("diff", 0) < 0
+    cheaper = _monthly(card, f) < _monthly(rival, f)
+    if better and cheaper:
+        b, why = "both", f"significantly better than {rival.rung} and cheaper"
+    elif better:
+        b, why = "quality", f"significantly better than {rival.rung}"
+    elif not worse and cheaper:
+        b, why = "cost", f"no significant quality difference with {rival.rung}, and cheaper"
+    elif meets_bar(card, f) and not meets_bar(rival, f):
+        b, why = "bar", f"shown to meet the bar, which {rival.rung} is not"
+    else:
+        b, why = (
+            "point estimate",
+            f"the higher point estimate than {rival.rung}, not a significant win",
+        )
+    more = c.get("settle") or {}
+    text = f"{why} ({c['sentence']})" if c.get("sentence") else why
+    return {"basis": b, "rival": rival.rung, "text": text, "settle": more or None}
+
+
 def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None) -> dict[str, Any]:
     """The gates, the recommendation with reasons, and what would change it."""
     rows = break_evens(cards, f)
@@ -247,6 +278,8 @@ def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None)
         "kind": rec["kind"],
         "meets_bar": rec["meets_bar"],
         "reasons": _reasons(rec, cards, f, gates, comparisons, hybrid),
+        "basis": basis(rec, cards, f, comparisons),
+        "bar_verdicts": [v for c in cards if (v := bar_verdict(c, f)) is not None],
         "gates": list(gates.values()),
         "signals": signals(cards, f),
         "break_even": rows,

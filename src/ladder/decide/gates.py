@@ -45,6 +45,7 @@ class Facts:
     n_labels: int = 0
     split: dict[str, int] = field(default_factory=dict)
     amortize_months: float = 3.0
+    bar_confidence: float = 0.95  # "meets the bar" means P(metric ≥ bar) ≥ this (bootstrap)
 
 
 def _gate(n: int, name: str, answer: str, evidence: str, **numbers: Any) -> dict[str, Any]:
@@ -53,6 +54,18 @@ def _gate(n: int, name: str, answer: str, evidence: str, **numbers: Any) -> dict
 
 def _v(card, f: Facts) -> float:
     return card.metrics[f.metric].value
+
+
+def bar_verdict(card, f: Facts) -> dict[str, Any] | None:
+    from ladder.evaluation.bar import verdict
+
+    return None if f.bar is None else verdict(card, f.metric, f.bar, f.bar_confidence)
+
+
+def meets(card, f: Facts) -> bool:
+    """Meets the bar with the task's stated confidence, not only by its point estimate."""
+    v = bar_verdict(card, f)
+    return bool(v and v["met"])
 
 
 def _best(cards: list, f: Facts):
@@ -76,11 +89,16 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
             1, "prompting exhausted", "unknown", f"no bar declared; best prompt {best.rung} {v:.2f}"
         )
     if v >= f.bar:
+        shown = (
+            ""
+            if meets(best, f)
+            else f" (by the point estimate, not shown at {100 * f.bar_confidence:.0f}%)"
+        )
         return _gate(
             1,
             "prompting exhausted",
             "no",
-            f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}",
+            f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}{shown}",
             best=best.rung,
             value=v,
         )
@@ -184,7 +202,7 @@ def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
                     "per_call_prompted": p.cost["per_call"],
                     "break_even_per_month": be,
                     "break_even_per_day": _per_day(be),
-                    "prompted_meets_bar": f.bar is not None and _v(p, f) >= f.bar,
+                    "prompted_meets_bar": meets(p, f),
                 }
             )
     return rows

@@ -15,7 +15,13 @@ import numpy as np
 from ladder.dataset import Example
 from ladder.evaluation.metrics import metric_for
 from ladder.evaluation.scorecard import table_for
-from ladder.evaluation.stats import format_p, mcnemar, paired_bootstrap
+from ladder.evaluation.stats import (
+    format_p,
+    mcnemar,
+    paired_bootstrap,
+    settle_size,
+    settle_size_from_ci,
+)
 from ladder.solution import Prediction
 from ladder.task import Task
 
@@ -55,8 +61,45 @@ def compare(
     out["p_value"] = p
     out["test"] = "McNemar" if "mcnemar" in out and task.kind == "classify" else "paired bootstrap"
     out["significant"] = bool(p < ALPHA and (boot["ci_low"] > 0 or boot["ci_high"] < 0))
+    out["settle"] = None if out["significant"] else settle(out)
     out["sentence"] = sentence(out)
     return out
+
+
+POWER = 0.8  # the chance the estimated sample would show the observed difference as significant
+
+
+def settle(c: dict[str, Any]) -> dict[str, Any] | None:
+    """How many more hold-out examples, at the observed discordance and difference, would make a
+    not-significant comparison conclusive (80% power at the 5% level); None when nothing would."""
+    n = c["n"]
+    m = c.get("mcnemar")
+    if m is not None and n:
+        d = (m["only_b"] - m["only_a"]) / n
+        total = settle_size(n, d, (m["only_a"] + m["only_b"]) / n, alpha=ALPHA, power=POWER)
+        basis = "McNemar at the observed discordance"
+    else:
+        total = settle_size_from_ci(
+            n, c["diff"], c["ci_low"], c["ci_high"], alpha=ALPHA, power=POWER
+        )
+        basis = "paired bootstrap spread"
+    if total is None:
+        return {"more_examples": None, "total": None, "power": POWER, "basis": basis}
+    return {"more_examples": total - n, "total": total, "power": POWER, "basis": basis}
+
+
+def settle_text(c: dict[str, Any]) -> str:
+    s = c.get("settle")
+    if not s:
+        return ""
+    if s["more_examples"] is None:
+        return (
+            f"no number of examples would settle {c['b']} vs {c['a']}: they differ by nothing here"
+        )
+    return (
+        f"about {s['more_examples']:,} more labelled examples would settle {c['b']} vs {c['a']} "
+        f"({100 * s['power']:.0f}% power)"
+    )
 
 
 def sentence(c: dict[str, Any]) -> str:
@@ -65,7 +108,11 @@ def sentence(c: dict[str, Any]) -> str:
     ci = f"[{100 * c['ci_low']:.0f}, {100 * c['ci_high']:.0f}]"
     p = f"{c['test']} {format_p(c['p_value'])}"
     if not c["significant"]:
-        return f"{c['b']} vs {c['a']}: no significant difference ({pts:+.0f} points {ci}, {p})"
+        more = settle_text(c)
+        more = f"; {more}" if more else ""
+        return (
+            f"{c['b']} vs {c['a']}: no significant difference ({pts:+.0f} points {ci}, {p}){more}"
+        )
     winner, loser = (c["b"], c["a"]) if pts > 0 else (c["a"], c["b"])
     lo, hi = sorted((abs(100 * c["ci_low"]), abs(100 * c["ci_high"])))
     return f"{winner} beats {loser} by {abs(pts):.0f} points [{lo:.0f}, {hi:.0f}], {p}"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ladder.dataset import Example
 from ladder.evaluation.metrics import metric_for, per_label_prf
-from ladder.evaluation.stats import bootstrap_ci, percentile
+from ladder.evaluation.stats import bootstrap_draws, interval, percentile, share_at_least
 from ladder.kinds import Parsed, confusion
 from ladder.solution import Prediction
 from ladder.task import Task
@@ -25,6 +25,10 @@ class MetricValue(BaseModel):
     value: float
     ci_low: float
     ci_high: float
+    # the bar metric only: the bootstrap probability (same resamples as the interval) that the
+    # hold-out metric is at least `bar` (the task's threshold when it was scored)
+    p_bar: float | None = None
+    bar: float | None = None
 
 
 class Scorecard(BaseModel):
@@ -106,11 +110,16 @@ def build_scorecard(
     table = table_for(task, examples, preds)
     n = len(examples)
     metrics = {}
+    bar = task.spec.bar
     for name in kind.metric_names():
-        v, lo, hi = bootstrap_ci(
+        v, draws = bootstrap_draws(
             metric_for(task.kind, name).fn, table, n, resamples=resamples, seed=seed
         )
-        metrics[name] = MetricValue(value=round(v, 4), ci_low=round(lo, 4), ci_high=round(hi, 4))
+        lo, hi = interval(draws, v)
+        mv = MetricValue(value=round(v, 4), ci_low=round(lo, 4), ci_high=round(hi, 4))
+        if bar is not None and bar.metric == name:
+            mv.p_bar, mv.bar = share_at_least(draws, bar.threshold), bar.threshold
+        metrics[name] = mv
     lat = [p.latency_s * 1000 for p in preds]
     card = Scorecard(
         rung=solution.get("rung", "?"),

@@ -9,6 +9,25 @@ from collections.abc import Callable
 import numpy as np
 
 
+def bootstrap_draws(
+    fn: Callable[[dict, np.ndarray], float],
+    table: dict,
+    n: int,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    """Point estimate of `fn` over `n` items and its bootstrap resamples (empty when n = 0)."""
+    point = fn(table, np.arange(n))
+    if n == 0:
+        return point, np.empty(0)
+    rng = np.random.default_rng(seed)
+    draws = np.fromiter(
+        (fn(table, rng.integers(0, n, n)) for _ in range(resamples)), dtype=float, count=resamples
+    )
+    return point, draws
+
+
 def bootstrap_ci(
     fn: Callable[[dict, np.ndarray], float],
     table: dict,
@@ -19,17 +38,21 @@ def bootstrap_ci(
     level: float = 0.95,
 ) -> tuple[float, float, float]:
     """Point estimate and percentile bootstrap interval of `fn` over `n` items."""
-    full = np.arange(n)
-    point = fn(table, full)
-    if n == 0:
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    draws = np.fromiter(
-        (fn(table, rng.integers(0, n, n)) for _ in range(resamples)), dtype=float, count=resamples
-    )
+    point, draws = bootstrap_draws(fn, table, n, resamples=resamples, seed=seed)
+    return (point, *interval(draws, point, level))
+
+
+def interval(draws: np.ndarray, point: float, level: float = 0.95) -> tuple[float, float]:
+    if draws.size == 0:
+        return point, point
     alpha = (1 - level) / 2
     lo, hi = np.quantile(draws, [alpha, 1 - alpha])
-    return point, float(lo), float(hi)
+    return float(lo), float(hi)
+
+
+def share_at_least(draws: np.ndarray, threshold: float) -> float | None:
+    """The bootstrap probability that the metric is at least `threshold` (None without draws)."""
+    return None if draws.size == 0 else float(np.mean(draws >= threshold - 1e-12))
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -128,3 +151,45 @@ def format_p(p: float) -> str:
         if p < bound:
             return f"p < {bound:g}"
     return f"p = {p:.2f}"
+
+
+# ---------------------------------------------------------------- how much more evidence
+
+
+def _z(q: float) -> float:
+    """The standard normal quantile."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(q)
+
+
+def settle_size(
+    n: int, diff: float, discordance: float | None, *, alpha: float = 0.05, power: float = 0.8
+) -> int | None:
+    """Hold-out size at which a paired difference like the observed one would be significant.
+
+    McNemar's test in its normal approximation (Connor 1987): with discordance `pd` (share of
+    items the two options answer differently) and difference `d` (share only B gets right minus
+    share only A gets right), n = (z_a·√pd + z_b·√(pd − d²))² / d². Without a discordance (not a
+    right/wrong task) use `settle_size_from_ci`. None when d = 0: no sample of any size is
+    expected to separate two options that differ by nothing.
+    """
+    d = abs(diff)
+    if d <= 0 or discordance is None or discordance <= 0:
+        return None
+    za, zb = _z(1 - alpha / 2), _z(power)
+    pd = max(discordance, d)
+    need = (za * math.sqrt(pd) + zb * math.sqrt(max(pd - d * d, 0.0))) ** 2 / (d * d)
+    return max(math.ceil(need), n)
+
+
+def settle_size_from_ci(
+    n: int, diff: float, ci_low: float, ci_high: float, *, alpha: float = 0.05, power: float = 0.8
+) -> int | None:
+    """The same estimate from a paired bootstrap interval: its width gives the per-item spread."""
+    d = abs(diff)
+    if d <= 0 or n <= 0 or ci_high <= ci_low:
+        return None
+    se = (ci_high - ci_low) / (2 * _z(0.975))
+    need = n * ((_z(1 - alpha / 2) + _z(power)) * se / d) ** 2
+    return max(math.ceil(need), n)

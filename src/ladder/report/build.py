@@ -97,6 +97,7 @@ def facts_for(view: RunView, book: PriceBook, calls_per_day: float | None) -> Fa
         n_labels=len(view.spec.labels or []),
         split=_split(view),
         amortize_months=book.assumptions.amortize_months,
+        bar_confidence=bar.confidence if bar else 0.95,
     )
 
 
