@@ -25,6 +25,7 @@ from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
 from ladder.store.db import Store
 from ladder.task import Task, load_task
+from ladder.timing import PhaseClock, phase_table
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ClimbResult:
     bar_met_by: str | None
     status: str
     outcome: Any = None  # ladder.report.Outcome: priced scorecards, decision, report files
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # rung -> phase -> s
 
 
 Events = Callable[..., None]
@@ -199,6 +201,7 @@ def climb(
         seed,
         opts.variant,
         options=opts.options,
+        clock=PhaseClock(store, run_id),
     )
     if ctx_hook:
         ctx_hook(ctx)
@@ -232,7 +235,8 @@ def climb(
                     store.finish_rung(run_id, name, "skipped", reason=reason)
                     emit("rung_skip", rung=name, reason=reason)
                     continue
-                card = _run_rung(ctx, rung, emit)
+                with ctx.clock.rung_scope(name):
+                    card = _run_rung(ctx, rung, emit)
             cards.append(card)
             if _bar_met(task, card):
                 bar_met_by = bar_met_by or name
@@ -252,7 +256,9 @@ def climb(
     if status == "finished" and cards:
         from ladder.report import finalize
 
-        result.outcome = finalize(store, run_id, cards, ds, opts.prices)
+        with ctx.phase("report"):
+            result.outcome = finalize(store, run_id, cards, ds, opts.prices)
+    result.phases = phase_table(store.phase_times(run_id))
     emit("finish", result=result)
     return result
 

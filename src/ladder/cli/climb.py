@@ -10,6 +10,7 @@ import typer
 from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
 from ladder.cli.report import print_outcome
 from ladder.climb import ClimbOptions, ClimbResult, climb
+from ladder.timing import fmt_seconds, phase_line
 
 TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
 RunsOpt = Annotated[
@@ -201,9 +202,20 @@ class Printer:
                 console.print(
                     f"Bar      {bar.metric} ≥ {bar.threshold} not met by any rung climbed{tail}."
                 )
+        self._phases(result)
         console.print(
             f"Stored   run {result.run_id} · {result.run_dir}/run.json · `ladder runs show {result.run_id}`"
         )
+
+    def _phases(self, result: ClimbResult) -> None:
+        total = sum(s for phases in result.phases.values() for s in phases.values())
+        if not result.phases:
+            return
+        console.print(
+            f"Time     {fmt_seconds(total)} in phases (wall seconds, stored with the run):"
+        )
+        for rung, phases in result.phases.items():
+            console.print(f"  {rung:<13} {phase_line(phases)}")
 
     def _failures(self, result: ClimbResult) -> None:
         for card in result.scorecards:

@@ -60,10 +60,12 @@ def measure_consistency(
 def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
     solution = prepared.solution
     holdout = ctx.examples("holdout")
-    preds = ctx.predict(
-        solution, holdout, "holdout", desc=f"{solution.rung} · holdout · {solution.variant}"
-    )
-    cons = measure_consistency(ctx, solution, holdout, preds)
+    with ctx.phase("hold-out"):
+        preds = ctx.predict(
+            solution, holdout, "holdout", desc=f"{solution.rung} · holdout · {solution.variant}"
+        )
+    with ctx.phase("consistency"):
+        cons = measure_consistency(ctx, solution, holdout, preds)
     engine = getattr(solution, "engine", None)
     extras = dict(prepared.extras)
     summarize = getattr(solution, "summarize", None)  # rung-specific hold-out figures (retrieval)

@@ -55,10 +55,11 @@ def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepar
         )
     per_variant: dict[str, list[Prediction]] = {}
     selection: dict[str, Any] = {}
-    for cand in candidates:
-        preds = ctx.predict(cand, dev, "dev", desc=f"{rung} · dev · {cand.variant}")
-        per_variant[cand.variant] = preds
-        selection[cand.variant] = dev_summary(ctx.task, dev, preds)
+    with ctx.phase("dev selection"):
+        for cand in candidates:
+            preds = ctx.predict(cand, dev, "dev", desc=f"{rung} · dev · {cand.variant}")
+            per_variant[cand.variant] = preds
+            selection[cand.variant] = dev_summary(ctx.task, dev, preds)
     primary = primary_metric(ctx)
     best = max(
         candidates,

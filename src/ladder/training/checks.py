@@ -24,10 +24,12 @@ from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import TaskError
 from ladder.solution import Prediction
+from ladder.timing import timed
 
 BUNDLED_TEXT = Path(__file__).with_name("adjacent.txt")
 
 
+@timed("forgetting")
 def forgetting(ctx: Context, rung: str, fitted, adjacent: str | None) -> dict[str, Any]:
     """Base vs adapter next-token loss on an adjacent text: `extras["forgetting"]`."""
     from ladder.training.loop import text_loss
@@ -89,6 +91,7 @@ def curve_point(ctx: Context, n: int, holdout: list[Example], preds: list[Predic
     }
 
 
+@timed("data curve")
 def data_curve(ctx: Context, rung, cfg, train: list[Example], solution) -> list[dict[str, Any]]:
     """Hold-out quality at smaller train sizes, then at the full size: `extras["data_curve"]`."""
     from ladder.rungs.lora import fit, release, serve_adapter
