@@ -43,6 +43,7 @@ class ClimbOptions:
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific
     prices: list[str] = field(default_factory=list)  # price files over the task's (economics)
     add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
+    schedule: str = "race"  # race (default) | exhaustive: every variant on every dev item
 
 
 @dataclass
@@ -64,6 +65,16 @@ Events = Callable[..., None]
 
 def _no_events(event: str, **data: Any) -> None:
     pass
+
+
+def _check_schedule(schedule: str) -> None:
+    from ladder.rungs.racing import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise LadderError(
+            f"unknown schedule {schedule!r}.",
+            fix=f"use one of: {', '.join(SCHEDULES)} (exhaustive: every variant on all of dev).",
+        )
 
 
 def rung_order() -> list[str]:
@@ -179,6 +190,7 @@ def climb(
     ctx_hook: Callable[[Context], None] | None = None,
 ) -> ClimbResult:
     opts = opts or ClimbOptions()
+    _check_schedule(opts.schedule)
     progress = progress or NullProgress()
     emit = events or _no_events
     task = load_task(task_path)
@@ -201,6 +213,7 @@ def climb(
         seed,
         opts.variant,
         options=opts.options,
+        schedule=opts.schedule,
         clock=PhaseClock(store, run_id),
     )
     if ctx_hook:

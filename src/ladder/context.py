@@ -32,6 +32,7 @@ class Context:
     variant: str | None = None  # force one prompt variant (skip selection on dev)
     chunk_size: int = 16  # predictions committed per transaction
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific CLI options
+    schedule: str = "race"  # race | exhaustive: how prompt variants are chosen on dev
     clock: Any = None  # ladder.timing.PhaseClock of the climb (None: phases are not timed)
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None

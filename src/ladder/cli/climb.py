@@ -64,6 +64,14 @@ def climb_cmd(
             help="extra train examples: JSONL rows {input, output} (e.g. from `ladder curate`); repeatable",
         ),
     ] = None,
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            help="race: prompt variants race on dev, clear losers stop early (default); "
+            "exhaustive: every variant on every dev item",
+        ),
+    ] = "race",
     runs: RunsOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -80,6 +88,7 @@ def climb_cmd(
         seed=seed,
         prices=prices or [],
         add_data=[str(p) for p in add_data] if add_data else None,
+        schedule=schedule,
     )
     _run(task, opts)
 
@@ -161,8 +170,18 @@ class Printer:
         if len(sel) > 1:
             best = prepared.solution.variant
             metric = next((k for k in sel[best] if k not in ("tokens_in", "n", "chosen")), None)
-            score = f" ({metric} {sel[best][metric]:.2f} on dev)" if metric else ""
+            score = (
+                f" ({metric} {sel[best][metric]:.2f} on dev, n={sel[best]['n']})" if metric else ""
+            )
             self.out.print(f"{rung:<13} dev: {len(sel)} variants → best [bold]{best}[/]{score}")
+            for variant, s in sel.items():
+                if "dropped" in s:
+                    d = s["dropped"]
+                    self.out.print(
+                        f"{'':<13} [dim]{variant} dropped after {d['after']} dev items: "
+                        f"{d['diff']:+.2f} behind {d['behind']}, {d['level']:.0%} CI "
+                        f"[{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}][/]"
+                    )
 
     def on_rung_done(self, rung, scorecard, resumed) -> None:
         m = scorecard.primary_metric
