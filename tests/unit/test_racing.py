@@ -82,3 +82,28 @@ def test_exhaustive_is_the_full_schedule_and_chooses_the_same(big_task):
 def test_an_unknown_schedule_is_refused(big_task):
     with pytest.raises(LadderError, match="unknown schedule 'fast'"):
         climb(big_task, ClimbOptions(model="fake", schedule="fast"))
+
+
+def test_the_consistency_sample_is_sized_for_its_stated_interval(extract_task):
+    from types import SimpleNamespace
+
+    from ladder.evaluation.evaluate import consistency_items
+    from ladder.task import EvalSpec
+
+    def method(schedule):
+        opts = ClimbOptions(model="fake", rungs=["zero-shot"], schedule=schedule)
+        return climb(extract_task, opts).scorecards[0].consistency_method
+
+    for schedule in ("race", "exhaustive"):  # the task sets consistency_sample: 4
+        assert "on 4 items (95% CI ±" in method(schedule)
+        assert "eval.consistency_sample = 4" in method(schedule)
+
+    def ctx(schedule, **ev):
+        return SimpleNamespace(
+            schedule=schedule, task=SimpleNamespace(spec=SimpleNamespace(eval=EvalSpec(**ev)))
+        )
+
+    assert consistency_items(ctx("race"), 3) == 19  # (1.96 * 1/3 / 0.15)^2, the widest spread
+    assert consistency_items(ctx("race"), 5) == 28
+    assert consistency_items(ctx("exhaustive"), 3) == 16  # today's default
+    assert consistency_items(ctx("race", consistency_sample=5), 3) == 5  # a task's own is honoured
