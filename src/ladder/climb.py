@@ -25,7 +25,7 @@ from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
 from ladder.store.db import Store
 from ladder.task import Task, load_task
-from ladder.timing import PhaseClock, phase_table
+from ladder.timing import CLIMB, PhaseClock, phase_table
 
 
 @dataclass
@@ -44,6 +44,7 @@ class ClimbOptions:
     prices: list[str] = field(default_factory=list)  # price files over the task's (economics)
     add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
     schedule: str = "race"  # race (default) | exhaustive: every variant on every dev item
+    budget: float | None = None  # seconds the climb should fit in (the planner cuts to fit)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ClimbResult:
     bar_met_by: str | None
     status: str
     outcome: Any = None  # ladder.report.Outcome: priced scorecards, decision, report files
+    plan: Any = None  # ladder.planner.Plan: the estimate the climb started from, and its cuts
     phases: dict[str, dict[str, float]] = field(default_factory=dict)  # rung -> phase -> s
 
 
@@ -229,11 +231,14 @@ def climb(
         rungs=rung_names,
         limit=opts.limit,
     )
+    done = {r["rung"]: r for r in store.rungs(run_id)}
+    todo = [r for r in rung_names if done.get(r, {}).get("status") != "done"]
+    plan = _plan(ctx, [r for r in todo if not registries().rungs.get(r).skip_reason(ctx)], opts)
+    emit("plan", plan=plan)
     cards: list[Scorecard] = []
     skipped: dict[str, str] = {}
     bar_met_by = None
     status = "failed"
-    done = {r["rung"]: r for r in store.rungs(run_id)}
     stored_cards = {c["rung"]: c for c in store.scorecards(run_id)}
     try:
         for name in rung_names:
@@ -248,6 +253,7 @@ def climb(
                     store.finish_rung(run_id, name, "skipped", reason=reason)
                     emit("rung_skip", rung=name, reason=reason)
                     continue
+                emit("eta", rung=name, left_s=_left(plan, rung_names, name))
                 with ctx.clock.rung_scope(name):
                     card = _run_rung(ctx, rung, emit)
             cards.append(card)
@@ -265,7 +271,7 @@ def climb(
         store.set_run_status(run_id, status, summary)
         _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
         ctx.close()
-    result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status)
+    result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status, plan=plan)
     if status == "finished" and cards:
         from ladder.report import finalize
 
@@ -274,6 +280,25 @@ def climb(
     result.phases = phase_table(store.phase_times(run_id))
     emit("finish", result=result)
     return result
+
+
+def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
+    """Measure this machine, estimate every rung, cut to the budget; record it with the run."""
+    from ladder.planner import make_plan, measure_speed
+
+    plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
+    for rung, settings in plan.overrides.items():
+        ctx.options[rung] = {**ctx.options.get(rung, {}), **settings}
+    path = ctx.run_dir / "plan.json"
+    atomic_write_json(path, plan.describe())
+    ctx.store.add_artifact(ctx.run_id, CLIMB, "plan", str(path), None, plan.describe())
+    return plan
+
+
+def _left(plan, rung_names: list[str], current: str) -> float:
+    """Estimated seconds from the start of `current` to the end of the climb."""
+    rest = rung_names[rung_names.index(current) :]
+    return sum(sum(plan.rungs.get(r, {}).values()) for r in rest)
 
 
 def _run_rung(ctx: Context, rung, emit: Events) -> Scorecard:

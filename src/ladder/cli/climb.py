@@ -10,6 +10,7 @@ import typer
 from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
 from ladder.cli.report import print_outcome
 from ladder.climb import ClimbOptions, ClimbResult, climb
+from ladder.planner import parse_budget
 from ladder.timing import fmt_seconds, phase_line
 
 TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
@@ -72,6 +73,14 @@ def climb_cmd(
             "exhaustive: every variant on every dev item",
         ),
     ] = "race",
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="fit the climb in this time (e.g. 10m, 90s, 1h): the plan cuts the data curve, "
+            "then epochs, and says what it cut",
+        ),
+    ] = None,
     runs: RunsOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -89,6 +98,7 @@ def climb_cmd(
         prices=prices or [],
         add_data=[str(p) for p in add_data] if add_data else None,
         schedule=schedule,
+        budget=parse_budget(budget) if budget is not None else None,
     )
     _run(task, opts)
 
@@ -162,6 +172,31 @@ class Printer:
         )
         self.out.print()
 
+    def on_plan(self, plan) -> None:
+        self.plan = plan
+        budget = f" (budget {fmt_seconds(plan.budget_s)})" if plan.budget_s else ""
+        sp = plan.speed
+        self.out.print(
+            f"[bold]Plan[/]     ETA {fmt_seconds(plan.eta_s)}{budget} if no rung meets the bar "
+            f"sooner; measured {sp.item_s:.2f} s per answer ({sp.tokens_per_s:.0f} prompt tok/s, "
+            f"{sp.items} dev answers)"
+        )
+        for rung, phases in plan.rungs.items():
+            self.out.print(f"[dim]  {rung:<13} ~{phase_line(phases)}[/]")
+        for cut in plan.cuts:
+            self.out.print(f"[yellow]Cut[/]      {cut}")
+        for line in plan.widened:
+            self.out.print(f"[yellow]Intervals[/] {line}")
+        if plan.budget_s and plan.eta_s > plan.budget_s:
+            self.out.print(
+                f"[yellow]Note[/]     even after the cuts the estimate exceeds the budget by "
+                f"{fmt_seconds(plan.eta_s - plan.budget_s)}: use --rungs to climb fewer rungs"
+            )
+        self.out.print()
+
+    def on_eta(self, rung, left_s) -> None:
+        self.out.print(f"[dim]{rung:<13} starting · climb ETA ~{fmt_seconds(left_s)} left[/]")
+
     def on_rung_skip(self, rung, reason) -> None:
         self.out.print(f"[dim]{rung:<13} skipped: {reason}[/]")
 
@@ -230,8 +265,10 @@ class Printer:
         total = sum(s for phases in result.phases.values() for s in phases.values())
         if not result.phases:
             return
+        plan = getattr(self, "plan", None)
+        planned = f", planned {fmt_seconds(plan.eta_s)}" if plan is not None else ""
         console.print(
-            f"Time     {fmt_seconds(total)} in phases (wall seconds, stored with the run):"
+            f"Time     {fmt_seconds(total)} in phases{planned} (wall seconds, stored with the run):"
         )
         for rung, phases in result.phases.items():
             console.print(f"  {rung:<13} {phase_line(phases)}")
