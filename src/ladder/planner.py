@@ -14,7 +14,6 @@ Estimates, not promises: training speed is taken as a third of the measured prom
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,18 +51,21 @@ class Speed:
 
 
 def measure_speed(ctx: Context) -> Speed:
-    """Time a few dev (or train) answers of the plain zero-shot prompt; nothing is stored."""
+    """Time the first dev answers of zero-shot's `instructions+format` variant.
+
+    They go through the run store like any prediction, so the race reuses them and a resumed
+    climb re-reads their measured seconds instead of answering again.
+    """
     from ladder.rungs.prompting import PromptSolution
 
-    pool = ctx.examples("dev") or ctx.dataset.train
-    items = pool[:PROBE_ITEMS]
-    sol = PromptSolution(ctx, "zero-shot", "probe")
-    t0 = time.perf_counter()
-    preds = sol.predict(items) if items else []
-    dt = max(time.perf_counter() - t0, 1e-6)
-    tokens = sum(p.tokens_in for p in preds) / max(len(preds), 1)
-    n = max(len(preds), 1)
-    return Speed(dt / n, tokens, tokens * n / dt, len(preds))
+    items = ctx.examples("dev")[:PROBE_ITEMS]
+    if not items:
+        return Speed(0.0, 0.0, 1.0, 0)
+    sol = PromptSolution(ctx, "zero-shot", "instructions+format")
+    preds = ctx.predict(sol, items, "dev", desc="measuring this machine")
+    seconds = max(sum(p.compute_s for p in preds), 1e-6)
+    tokens = sum(p.tokens_in for p in preds)
+    return Speed(seconds / len(preds), tokens / len(preds), tokens / seconds, len(preds))
 
 
 @dataclass
