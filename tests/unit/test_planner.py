@@ -84,3 +84,23 @@ def test_a_budgeted_climb_shows_and_records_its_plan(tmp_path):
     stored = [a for a in Store().artifacts(res.run_id) if a["kind"] == "plan"]
     assert stored and stored[0]["meta"]["budget_s"] == 60
     assert (res.run_dir / "plan.json").is_file()
+
+
+def test_the_data_curve_is_skipped_only_when_gate_3_does_not_need_it():
+    from types import SimpleNamespace
+
+    from ladder.task import BarSpec
+    from ladder.training.checks import curve_unneeded
+
+    def ctx(schedule="race", threshold=0.8):
+        bar = BarSpec(metric="accuracy", threshold=threshold)
+        return SimpleNamespace(
+            schedule=schedule, task=SimpleNamespace(spec=SimpleNamespace(bar=bar))
+        )
+
+    full = {"metric": "accuracy", "value": 0.86}
+    assert "gate 3 answers yes without it" in curve_unneeded(ctx(), 307, 128, full)
+    assert curve_unneeded(ctx(threshold=0.9), 307, 128, full) is None  # misses the bar
+    assert curve_unneeded(ctx(), 60, 128, full) is None  # too little train for the rule of thumb
+    assert curve_unneeded(ctx(), 307, 20, full) is None  # too small a hold-out
+    assert curve_unneeded(ctx("exhaustive"), 307, 128, full) is None  # today's schedule
