@@ -234,7 +234,8 @@ def climb(
     done = {r["rung"]: r for r in store.rungs(run_id)}
     todo = [r for r in rung_names if done.get(r, {}).get("status") != "done"]
     plan = _plan(ctx, [r for r in todo if not registries().rungs.get(r).skip_reason(ctx)], opts)
-    emit("plan", plan=plan)
+    if plan is not None:
+        emit("plan", plan=plan)
     cards: list[Scorecard] = []
     skipped: dict[str, str] = {}
     bar_met_by = None
@@ -253,7 +254,8 @@ def climb(
                     store.finish_rung(run_id, name, "skipped", reason=reason)
                     emit("rung_skip", rung=name, reason=reason)
                     continue
-                emit("eta", rung=name, left_s=_left(plan, rung_names, name))
+                if plan is not None:
+                    emit("eta", rung=name, left_s=_left(plan, rung_names, name))
                 with ctx.clock.rung_scope(name):
                     card = _run_rung(ctx, rung, emit)
             cards.append(card)
@@ -283,9 +285,15 @@ def climb(
 
 
 def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
-    """Measure this machine, estimate every rung, cut to the budget; record it with the run."""
+    """Measure this machine, estimate every rung, cut to the budget; record it with the run.
+
+    The measurement answers zero-shot's first dev items (kept for its race), so a climb without
+    zero-shot plans only when it has a budget to fit.
+    """
     from ladder.planner import make_plan, measure_speed
 
+    if opts.budget is None and "zero-shot" not in rung_names:
+        return None
     plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
     for rung, settings in plan.overrides.items():
         ctx.options[rung] = {**ctx.options.get(rung, {}), **settings}
