@@ -23,7 +23,15 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BANKING = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
+# ../shared next to the checkout (or next to the folder of worktrees)
+BANKING = next(
+    (
+        p / "shared" / "datasets" / "banking77" / "train.csv"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "datasets" / "banking77").is_dir()
+    ),
+    ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv",
+)
 
 
 def banking_task(root: Path, per_label: int = 60, labels: int = 10) -> Path:
