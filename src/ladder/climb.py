@@ -26,6 +26,7 @@ from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
 from ladder.store.db import Store
 from ladder.task import Task, load_task
+from ladder.timing import CLIMB, PhaseClock, phase_table
 
 
 @dataclass
@@ -43,6 +44,8 @@ class ClimbOptions:
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific
     prices: list[str] = field(default_factory=list)  # price files over the task's (economics)
     add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
+    schedule: str = "race"  # race (default) | exhaustive: every variant on every dev item
+    budget: float | None = None  # seconds the climb should fit in (the planner cuts to fit)
 
 
 @dataclass
@@ -56,6 +59,8 @@ class ClimbResult:
     bar_met_by: str | None
     status: str
     outcome: Any = None  # ladder.report.Outcome: priced scorecards, decision, report files
+    plan: Any = None  # ladder.planner.Plan: the estimate the climb started from, and its cuts
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # rung -> phase -> s
 
 
 Events = Callable[..., None]
@@ -63,6 +68,16 @@ Events = Callable[..., None]
 
 def _no_events(event: str, **data: Any) -> None:
     pass
+
+
+def _check_schedule(schedule: str) -> None:
+    from ladder.rungs.racing import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise LadderError(
+            f"unknown schedule {schedule!r}.",
+            fix=f"use one of: {', '.join(SCHEDULES)} (exhaustive: every variant on all of dev).",
+        )
 
 
 def rung_order() -> list[str]:
@@ -175,6 +190,7 @@ def climb(
     ctx_hook: Callable[[Context], None] | None = None,
 ) -> ClimbResult:
     opts = opts or ClimbOptions()
+    _check_schedule(opts.schedule)
     progress = progress or NullProgress()
     emit = events or _no_events
     task = load_task(task_path)
@@ -197,6 +213,8 @@ def climb(
         seed,
         opts.variant,
         options=opts.options,
+        schedule=opts.schedule,
+        clock=PhaseClock(store, run_id),
     )
     if ctx_hook:
         ctx_hook(ctx)
@@ -211,11 +229,15 @@ def climb(
         rungs=rung_names,
         limit=opts.limit,
     )
+    done = {r["rung"]: r for r in store.rungs(run_id)}
+    todo = [r for r in rung_names if done.get(r, {}).get("status") != "done"]
+    plan = _plan(ctx, [r for r in todo if not registries().rungs.get(r).skip_reason(ctx)], opts)
+    if plan is not None:
+        emit("plan", plan=plan)
     cards: list[Scorecard] = []
     skipped: dict[str, str] = {}
     bar_met_by = None
     status = "failed"
-    done = {r["rung"]: r for r in store.rungs(run_id)}
     stored_cards = {c["rung"]: c for c in store.scorecards(run_id)}
     try:
         for name in rung_names:
@@ -230,7 +252,10 @@ def climb(
                     store.finish_rung(run_id, name, "skipped", reason=reason)
                     emit("rung_skip", rung=name, reason=reason)
                     continue
-                card = _run_rung(ctx, rung, emit)
+                if plan is not None:
+                    emit("eta", rung=name, left_s=_left(plan, rung_names, name))
+                with ctx.clock.rung_scope(name):
+                    card = _run_rung(ctx, rung, emit)
             cards.append(card)
             if _bar_met(task, card):
                 bar_met_by = bar_met_by or name
@@ -248,13 +273,40 @@ def climb(
         store.set_run_status(run_id, status, summary)
         _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
         ctx.close()
-    result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status)
+    result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status, plan=plan)
     if status == "finished" and cards:
         from ladder.report import finalize
 
-        result.outcome = finalize(store, run_id, cards, ds, opts.prices)
+        with ctx.phase("report"):
+            result.outcome = finalize(store, run_id, cards, ds, opts.prices)
+    result.phases = phase_table(store.phase_times(run_id))
     emit("finish", result=result)
     return result
+
+
+def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
+    """Measure this machine, estimate every rung, cut to the budget; record it with the run.
+
+    The measurement answers zero-shot's first dev items (kept for its race), so a climb without
+    zero-shot plans only when it has a budget to fit.
+    """
+    from ladder.planner import make_plan, measure_speed
+
+    if opts.budget is None and "zero-shot" not in rung_names:
+        return None
+    plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
+    for rung, settings in plan.overrides.items():
+        ctx.options[rung] = {**ctx.options.get(rung, {}), **settings}
+    path = ctx.run_dir / "plan.json"
+    atomic_write_json(path, plan.describe())
+    ctx.store.add_artifact(ctx.run_id, CLIMB, "plan", str(path), None, plan.describe())
+    return plan
+
+
+def _left(plan, rung_names: list[str], current: str) -> float:
+    """Estimated seconds from the start of `current` to the end of the climb."""
+    rest = rung_names[rung_names.index(current) :]
+    return sum(sum(plan.rungs.get(r, {}).values()) for r in rest)
 
 
 def _run_rung(ctx: Context, rung, emit: Events) -> Scorecard:

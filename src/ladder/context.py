@@ -6,6 +6,7 @@ already has for this run (that is how `--resume` avoids redoing work) and commit
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ class Context:
     variant: str | None = None  # force one prompt variant (skip selection on dev)
     chunk_size: int = 16  # predictions committed per transaction
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific CLI options
+    schedule: str = "race"  # race | exhaustive: how prompt variants are chosen on dev
+    clock: Any = None  # ladder.timing.PhaseClock of the climb (None: phases are not timed)
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
     _closers: list[Any] = field(default_factory=list)  # callables run by close()
@@ -66,6 +69,10 @@ class Context:
         if self.limit is not None and split != "train":
             exs = exs[: self.limit]
         return exs
+
+    def phase(self, name: str):
+        """Time a phase of the current rung (`ladder.timing.PHASES`) in the run store."""
+        return self.clock.phase(name) if self.clock is not None else nullcontext()
 
     def on_close(self, fn) -> None:
         """Run `fn` when the climb ends (an index connection a rung opened, say)."""

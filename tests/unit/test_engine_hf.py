@@ -184,3 +184,24 @@ def test_a_cached_prefix_is_cropped_when_later_prompts_share_less_of_it(engines,
     assert comp.text == eng.tokenizer.decode(
         reference_greedy(eng, later, 6), skip_special_tokens=True
     )
+
+
+def test_the_cache_goes_by_its_new_name_without_a_deprecation_warning(engines):
+    import warnings
+
+    eng = engines["wide"]
+    assert eng._cache_kw == "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        eng.score([ScoreRequest(SHARED[0], CHOICES)])
+        eng.generate([GenRequest(SHORT[0], max_tokens=3)])
+
+
+def test_generation_stops_when_a_label_is_complete(engines):
+    eng = engines["wide"]
+    first = reference_greedy(eng, SHORT[2], 6)
+    word = eng.tokenizer.decode(first[:1], skip_special_tokens=True).strip()
+    free = eng.generate([GenRequest(SHORT[2], max_tokens=6)])[0]
+    done = eng.generate([GenRequest(SHORT[2], max_tokens=6, choices=[word, "zzz"])])[0]
+    assert free.tokens_out == len(first) > 1
+    assert done.tokens_out == 1 and done.text.strip() == word and done.finish_reason == "stop"

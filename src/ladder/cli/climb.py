@@ -11,6 +11,8 @@ from ladder.cli.render import RichProgress, console, print_wide, scorecard_table
 from ladder.cli.report import print_outcome
 from ladder.climb import ClimbOptions, ClimbResult, climb
 from ladder.evaluation.bar import for_task as bar_verdict
+from ladder.planner import parse_budget
+from ladder.timing import fmt_seconds, phase_line
 
 TaskArg = Annotated[Path, typer.Argument(help="task folder (with task.yaml) or the YAML file")]
 RunsOpt = Annotated[
@@ -64,6 +66,22 @@ def climb_cmd(
             help="extra train examples: JSONL rows {input, output} (e.g. from `ladder curate`); repeatable",
         ),
     ] = None,
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            help="race: prompt variants race on dev, clear losers stop early (default); "
+            "exhaustive: every variant on every dev item",
+        ),
+    ] = "race",
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="fit the climb in this time (e.g. 10m, 90s, 1h): the plan cuts the data curve, "
+            "then epochs, and says what it cut",
+        ),
+    ] = None,
     runs: RunsOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -80,6 +98,8 @@ def climb_cmd(
         seed=seed,
         prices=prices or [],
         add_data=[str(p) for p in add_data] if add_data else None,
+        schedule=schedule,
+        budget=parse_budget(budget) if budget is not None else None,
     )
     _run(task, opts)
 
@@ -153,6 +173,31 @@ class Printer:
         )
         self.out.print()
 
+    def on_plan(self, plan) -> None:
+        self.plan = plan
+        budget = f" (budget {fmt_seconds(plan.budget_s)})" if plan.budget_s else ""
+        sp = plan.speed
+        self.out.print(
+            f"[bold]Plan[/]     ETA {fmt_seconds(plan.eta_s)}{budget} if no rung meets the bar "
+            f"sooner; measured {sp.item_s:.2f} s per answer ({sp.tokens_per_s:.0f} prompt tok/s, "
+            f"{sp.items} dev answers)"
+        )
+        for rung, phases in plan.rungs.items():
+            self.out.print(f"[dim]  {rung:<13} ~{phase_line(phases)}[/]")
+        for cut in plan.cuts:
+            self.out.print(f"[yellow]Cut[/]      {cut}")
+        for line in plan.widened:
+            self.out.print(f"[yellow]Intervals[/] {line}")
+        if plan.budget_s and plan.eta_s > plan.budget_s:
+            self.out.print(
+                f"[yellow]Note[/]     even after the cuts the estimate exceeds the budget by "
+                f"{fmt_seconds(plan.eta_s - plan.budget_s)}: use --rungs to climb fewer rungs"
+            )
+        self.out.print()
+
+    def on_eta(self, rung, left_s) -> None:
+        self.out.print(f"[dim]{rung:<13} starting · climb ETA ~{fmt_seconds(left_s)} left[/]")
+
     def on_rung_skip(self, rung, reason) -> None:
         self.out.print(f"[dim]{rung:<13} skipped: {reason}[/]")
 
@@ -161,8 +206,18 @@ class Printer:
         if len(sel) > 1:
             best = prepared.solution.variant
             metric = next((k for k in sel[best] if k not in ("tokens_in", "n", "chosen")), None)
-            score = f" ({metric} {sel[best][metric]:.2f} on dev)" if metric else ""
+            score = (
+                f" ({metric} {sel[best][metric]:.2f} on dev, n={sel[best]['n']})" if metric else ""
+            )
             self.out.print(f"{rung:<13} dev: {len(sel)} variants → best [bold]{best}[/]{score}")
+            for variant, s in sel.items():
+                if "dropped" in s:
+                    d = s["dropped"]
+                    self.out.print(
+                        f"{'':<13} [dim]{variant} dropped after {d['after']} dev items: "
+                        f"{d['diff']:+.2f} behind {d['behind']}, {d['level']:.0%} CI "
+                        f"[{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}][/]"
+                    )
 
     def on_rung_done(self, rung, scorecard, resumed) -> None:
         m = scorecard.primary_metric
@@ -208,9 +263,22 @@ class Printer:
                     highlight=False,
                     soft_wrap=True,
                 )
+        self._phases(result)
         console.print(
             f"Stored   run {result.run_id} · {result.run_dir}/run.json · `ladder runs show {result.run_id}`"
         )
+
+    def _phases(self, result: ClimbResult) -> None:
+        total = sum(s for phases in result.phases.values() for s in phases.values())
+        if not result.phases:
+            return
+        plan = getattr(self, "plan", None)
+        planned = f", planned {fmt_seconds(plan.eta_s)}" if plan is not None else ""
+        console.print(
+            f"Time     {fmt_seconds(total)} in phases{planned} (wall seconds, stored with the run):"
+        )
+        for rung, phases in result.phases.items():
+            console.print(f"  {rung:<13} {phase_line(phases)}")
 
     def _failures(self, result: ClimbResult) -> None:
         for card in result.scorecards:

@@ -72,6 +72,41 @@ def truncate_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def answer_end(text: str, req: GenRequest) -> int | None:
+    """Where the answer in `text` is complete, or None while it is not: engines stop there.
+
+    A request with a JSON schema is complete when its first top-level object closes (a base
+    model otherwise runs on to the token limit after the object); one with choices when the
+    text is a whole choice that no longer choice begins with.
+    """
+    if req.json_schema is not None:
+        return _json_close(text)
+    if req.choices:
+        t = text.strip()
+        if t in req.choices and not any(c != t and c.startswith(t) for c in req.choices):
+            return len(text.rstrip())
+    return None
+
+
+def _json_close(text: str) -> int | None:
+    """The index just after the close of the object opened by the first `{`, skipping strings."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    depth, in_str, esc = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_str:
+            esc, in_str = (False, True) if esc else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_str = True
+        elif ch in "{}":
+            depth += 1 if ch == "{" else -1
+            if depth == 0:
+                return i + 1
+    return None
+
+
 def generate_lines(engine, requests: list[GenRequest]) -> list[Completion]:
     """`engine.generate` for one-line answers: a line begun on the next line is asked again.
 

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores, truncate_at_stop
+from ladder.engines.base import (
+    Completion,
+    GenRequest,
+    ScoreRequest,
+    Scores,
+    answer_end,
+    truncate_at_stop,
+)
 
 
 def _unit(*parts: str) -> float:
@@ -88,7 +95,10 @@ class FakeEngine:
             raw = self._answer(req)
             # stop strings end the text as on a real engine (the stop itself is generated, not shown)
             text, stopped = truncate_at_stop(raw, req.stop)
-            made = raw[: len(text) + 1] if stopped else raw
+            end = answer_end(text, req)  # a complete answer stops generation, as on hf
+            if end is not None and end < len(text):
+                text, stopped = text[:end], False
+            made = raw[: len(text) + 1] if stopped else text if end is not None else raw
             dt = time.perf_counter() - t0
             out.append(
                 Completion(text, self.count_tokens(req.prompt), self.count_tokens(made), dt, dt)

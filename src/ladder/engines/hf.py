@@ -20,11 +20,20 @@ every token (no sliding-window eviction), which is what makes those masks possib
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import os
 import time
 from typing import Any
 
-from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores
+from ladder.engines.base import (
+    Completion,
+    GenRequest,
+    ScoreRequest,
+    Scores,
+    answer_end,
+    truncate_at_stop,
+)
 from ladder.errors import ModelError, require
 from ladder.hfutil import transformers_offline
 
@@ -47,6 +56,29 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
             i += 1
         n = i
     return n
+
+
+def cache_keyword(lm) -> str:
+    """The forward argument that takes a key/value cache: `cache` from transformers 5.24 on.
+
+    `past_key_values` is deprecated there (a FutureWarning every call, removed in 5.40); older
+    5.x releases only know `past_key_values`. A PEFT wrapper forwards `**kwargs`, so the base
+    model's signature decides.
+    """
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _finished(text: str, req: GenRequest) -> bool:
+    """A row stops at a stop string or as soon as its answer is complete (`answer_end`)."""
+    return any(s in text for s in req.stop if s) or answer_end(text, req) is not None
+
+
+def _cut(text: str, req: GenRequest) -> str:
+    text, _ = truncate_at_stop(text, req.stop)
+    end = answer_end(text, req)
+    return text[:end] if end is not None else text
 
 
 class HFEngine:
@@ -142,6 +174,7 @@ class HFEngine:
         self._prefix_key: tuple[int, ...] | None = None
         self._prefix_cache = None
         self.stats = {"prefix_hits": 0, "prefix_tokens_saved": 0}
+        self._cache_kw = cache_keyword(lm)
 
     # ------------------------------------------------------------ helpers
 
@@ -280,8 +313,8 @@ class HFEngine:
             input_ids=ids,
             attention_mask=self._masks(qpos, kpos),
             position_ids=qpos.clamp(min=0),
-            past_key_values=cache,
             use_cache=True,
+            **{self._cache_kw: cache},
             **kw,
         )
 
@@ -373,7 +406,8 @@ class HFEngine:
         torch = _torch()
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.max_tokens, r.temperature, tuple(r.stop), r.seed), []).append(i)
+            key = (r.max_tokens, r.temperature, tuple(r.stop), r.seed, tuple(r.choices or ()))
+            groups.setdefault((*key, json.dumps(r.json_schema, sort_keys=True)), []).append(i)
         results: list[Completion | None] = [None] * len(requests)
         for idxs in groups.values():
             seqs = self.encode([requests[i].prompt for i in idxs])
@@ -416,7 +450,7 @@ class HFEngine:
                     continue
                 out[r].append(tok)
                 texts[r] = self.tokenizer.decode(out[r], skip_special_tokens=True)
-                if req.stop and any(s in texts[r] for s in req.stop):
+                if _finished(texts[r], req):
                     reason[r] = "stop"
                     live.remove(r)
             if not live:
@@ -427,11 +461,9 @@ class HFEngine:
         dt = time.perf_counter() - t0
         comps = []
         for r, seq in enumerate(seqs):
-            text = texts[r]
-            cut = min((i for i in (text.find(s) for s in req.stop if s) if i >= 0), default=-1)
             comps.append(
                 Completion(
-                    text[:cut] if cut >= 0 else text,
+                    _cut(texts[r], req),
                     len(seq),
                     len(out[r]),
                     dt,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import numpy as np
 
 from ladder.context import Context
@@ -37,7 +40,7 @@ def measure_consistency(
             f"{n_rep} samples at T={temp} from the label distribution, all {len(preds)} items",
             n_rep,
         )
-    subset = examples[: ev.consistency_sample]
+    subset = examples[: consistency_items(ctx, n_rep)]
     answers: list[list[object]] = [[] for _ in subset]
     for r in range(1, n_rep + 1):
         rep = ctx.predict(
@@ -50,20 +53,50 @@ def measure_consistency(
         )
         for a, p in zip(answers, rep):
             a.append(p.output if p.valid else None)
+    value = consistency(answers)
+    shares = [Counter(map(repr, a)).most_common(1)[0][1] / len(a) for a in answers if a]
+    half = 1.96 * float(np.std(shares, ddof=1)) / np.sqrt(len(shares)) if len(shares) > 1 else 1.0
     return (
-        consistency(answers),
-        f"{n_rep} sampled generations at T={temp} on {len(subset)} items",
+        value,
+        f"{n_rep} sampled generations at T={temp} on {len(subset)} items "
+        f"(95% CI ±{half:.2f}; {_sample_basis(ctx, n_rep)})",
         n_rep,
     )
+
+
+CONSISTENCY_HALF_WIDTH = 0.15  # the 95% CI the default consistency sample is sized for
+
+
+def consistency_items(ctx: Context, n_rep: int) -> int:
+    """Items re-generated per repeat: the task's `eval.consistency_sample` when it sets one
+    (and always under `--schedule exhaustive`), else enough for a 95% CI of ±0.15 at the widest
+    spread an item's agreement share (1/n_rep .. 1) allows."""
+    ev = ctx.task.spec.eval
+    if ctx.schedule == "exhaustive" or "consistency_sample" in ev.model_fields_set:
+        return ev.consistency_sample
+    sd_max = (1 - 1 / n_rep) / 2
+    return math.ceil((1.96 * sd_max / CONSISTENCY_HALF_WIDTH) ** 2)
+
+
+def _sample_basis(ctx: Context, n_rep: int) -> str:
+    n = consistency_items(ctx, n_rep)
+    if (
+        ctx.schedule != "exhaustive"
+        and "consistency_sample" not in ctx.task.spec.eval.model_fields_set
+    ):
+        return f"{n} items sized for ±{CONSISTENCY_HALF_WIDTH} at worst"
+    return f"eval.consistency_sample = {n}"
 
 
 def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
     solution = prepared.solution
     holdout = ctx.examples("holdout")
-    preds = ctx.predict(
-        solution, holdout, "holdout", desc=f"{solution.rung} · holdout · {solution.variant}"
-    )
-    cons = measure_consistency(ctx, solution, holdout, preds)
+    with ctx.phase("hold-out"):
+        preds = ctx.predict(
+            solution, holdout, "holdout", desc=f"{solution.rung} · holdout · {solution.variant}"
+        )
+    with ctx.phase("consistency"):
+        cons = measure_consistency(ctx, solution, holdout, preds)
     engine = getattr(solution, "engine", None)
     extras = dict(prepared.extras)
     summarize = getattr(solution, "summarize", None)  # rung-specific hold-out figures (retrieval)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from ladder.context import Context
-from ladder.solution import Prediction, Solution
+from ladder.solution import Solution
 
 
 @dataclass
@@ -31,12 +31,15 @@ class Rung(Protocol):
 
 
 def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepared:
-    """Predict dev with every candidate, keep the best by the task's primary metric.
+    """Predict dev with the candidates, keep the best by the task's primary metric.
 
-    Ties go to the candidate with the shorter prompt. The hold-out is never looked at here.
+    By default the candidates race (`ladder.rungs.racing`: clear losers stop early); with
+    `ctx.schedule == "exhaustive"` every candidate answers every dev item. Ties go to the
+    candidate with the shorter prompt. The hold-out is never looked at here.
     """
     from ladder.evaluation.failures import recurring_errors
     from ladder.evaluation.scorecard import dev_summary
+    from ladder.rungs.racing import race
 
     if ctx.variant:
         chosen = [c for c in candidates if c.variant == ctx.variant]
@@ -53,20 +56,33 @@ def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepar
         return Prepared(
             candidates[0], {c.variant: {"note": "no dev selection"} for c in candidates[:1]}
         )
-    per_variant: dict[str, list[Prediction]] = {}
-    selection: dict[str, Any] = {}
-    for cand in candidates:
-        preds = ctx.predict(cand, dev, "dev", desc=f"{rung} · dev · {cand.variant}")
-        per_variant[cand.variant] = preds
-        selection[cand.variant] = dev_summary(ctx.task, dev, preds)
     primary = primary_metric(ctx)
+    with ctx.phase("dev selection"):
+        if ctx.schedule == "exhaustive":
+            per_variant = {
+                c.variant: ctx.predict(c, dev, "dev", desc=f"{rung} · dev · {c.variant}")
+                for c in candidates
+            }
+            dropped: dict[str, Any] = {}
+        else:
+            per_variant, dropped = race(ctx, candidates, dev, rung, primary)
+    selection: dict[str, Any] = {
+        v: dev_summary(ctx.task, dev[: len(p)], p) for v, p in per_variant.items()
+    }
+    for v, why in dropped.items():
+        selection[v]["dropped"] = why
+    finalists = [c for c in candidates if c.variant not in dropped]
     best = max(
-        candidates,
+        finalists,
         key=lambda c: (selection[c.variant][primary], -selection[c.variant]["tokens_in"]),
     )
     for c in candidates:
         selection[c.variant]["chosen"] = c is best
-    failures = recurring_errors(ctx.task, dev, per_variant)
+    # errors that recur across variants, on the dev items every variant answered
+    shared = min(len(p) for p in per_variant.values())
+    failures = recurring_errors(
+        ctx.task, dev[:shared], {v: p[:shared] for v, p in per_variant.items()}
+    )
     return Prepared(best, selection, failures)
 
 

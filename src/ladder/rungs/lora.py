@@ -26,6 +26,7 @@ from ladder.errors import DataError, ModelError, TaskError
 from ladder.prompts import PromptBuilder, PromptParts
 from ladder.rungs.base import Prepared
 from ladder.rungs.prompting import PromptSolution
+from ladder.timing import timed
 from ladder.training.adapters import DEFAULT_TARGETS
 
 SHORT = PromptParts(instructions=True, label_block=False, answer_format=False)
@@ -204,6 +205,7 @@ LOOP_KEYS = (
 )
 
 
+@timed("training")
 def fit(
     ctx: Context, rung: str, cfg, examples: list[Example], folder: Path, *, source: str, desc: str
 ) -> Fitted:

@@ -276,6 +276,26 @@ class Store:
             "SELECT COUNT(*) FROM predictions WHERE run_id=?", (run_id,)
         ).fetchone()[0]
 
+    # ------------------------------------------------------------ phase times
+
+    def add_phase_time(self, run_id: str, rung: str, phase: str, seconds: float) -> None:
+        """Add wall seconds to a rung's phase (a resumed climb adds to what it spent before)."""
+        with self.tx():
+            self.db.execute(
+                "INSERT INTO phase_times VALUES (?,?,?,?,?) ON CONFLICT(run_id, rung, phase) "
+                "DO UPDATE SET seconds = seconds + excluded.seconds, updated_at = excluded.updated_at",
+                (run_id, rung, phase, seconds, now()),
+            )
+
+    def phase_times(self, run_id: str) -> list[dict[str, Any]]:
+        return [
+            _row(r)
+            for r in self.db.execute(
+                "SELECT rung, phase, seconds FROM phase_times WHERE run_id=? ORDER BY rowid",
+                (run_id,),
+            )
+        ]
+
     # ------------------------------------------------------------ artifacts
 
     def add_artifact(

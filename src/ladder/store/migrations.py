@@ -91,6 +91,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "005_phase_times",
+        """
+        CREATE TABLE phase_times (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            rung TEXT NOT NULL,              -- a rung, or '(climb)' for the report
+            phase TEXT NOT NULL,             -- ladder.timing.PHASES
+            seconds REAL NOT NULL,           -- wall seconds, summed over resumes
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, rung, phase)
+        );
+        """,
+    ),
     # ---- serve (040-049): the gateway's request log and API keys
     (
         "040_requests",

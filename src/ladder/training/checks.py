@@ -24,10 +24,12 @@ from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import TaskError
 from ladder.solution import Prediction
+from ladder.timing import timed
 
 BUNDLED_TEXT = Path(__file__).with_name("adjacent.txt")
 
 
+@timed("forgetting")
 def forgetting(ctx: Context, rung: str, fitted, adjacent: str | None) -> dict[str, Any]:
     """Base vs adapter next-token loss on an adjacent text: `extras["forgetting"]`."""
     from ladder.training.loop import text_loss
@@ -69,6 +71,26 @@ def curve_sizes(spec: list[int] | str | None, n: int, minimum: int) -> list[int]
     return sorted({s for s in sizes if minimum <= s < n})
 
 
+def curve_unneeded(ctx: Context, n_train: int, n_hold: int, full: dict[str, Any]) -> str | None:
+    """Why gate 3 needs no curve, or None: the adapter meets the bar on enough data already.
+
+    Gate 3 answers yes whether the curve flattens or still rises once the bar is met; without a
+    curve it falls back to its rule of thumb (train and hold-out sizes), which then says yes too.
+    `--schedule exhaustive` always measures the curve.
+    """
+    from ladder.decide.gates import MIN_HOLDOUT, MIN_TRAIN
+
+    bar = ctx.task.spec.bar
+    if ctx.schedule == "exhaustive" or bar is None or full["metric"] != bar.metric:
+        return None
+    if full["value"] < bar.threshold or n_train < MIN_TRAIN or n_hold < MIN_HOLDOUT:
+        return None
+    return (
+        f"{full['metric']} {full['value']:.2f} meets the bar {bar.threshold} with train {n_train} "
+        f"≥ {MIN_TRAIN} and hold-out {n_hold} ≥ {MIN_HOLDOUT}, so gate 3 answers yes without it"
+    )
+
+
 def curve_point(ctx: Context, n: int, holdout: list[Example], preds: list[Prediction]):
     from ladder.evaluation.metrics import metric_for
     from ladder.evaluation.scorecard import table_for
@@ -89,11 +111,17 @@ def curve_point(ctx: Context, n: int, holdout: list[Example], preds: list[Predic
     }
 
 
+@timed("data curve")
 def data_curve(ctx: Context, rung, cfg, train: list[Example], solution) -> list[dict[str, Any]]:
     """Hold-out quality at smaller train sizes, then at the full size: `extras["data_curve"]`."""
     from ladder.rungs.lora import fit, release, serve_adapter
 
     holdout = ctx.examples("holdout")
+    full = curve_point(ctx, len(train), holdout, ctx.predict(solution, holdout, "holdout"))
+    unneeded = curve_unneeded(ctx, len(train), len(holdout), full)
+    if unneeded:
+        ctx.progress.log(f"{rung.name:<13} data curve skipped: {unneeded}")
+        return [{**full, "curve_skipped": unneeded}]
     small = cfg.model_copy(update={"data_curve": None, "merge": False})
     points = []
     for n in curve_sizes(cfg.data_curve, len(train), cfg.min_examples):
@@ -110,8 +138,7 @@ def data_curve(ctx: Context, rung, cfg, train: list[Example], solution) -> list[
             ctx.run_id, rung.name, "curve-adapter", str(fitted.folder), fitted.bytes, points[-1]
         )
         release(fitted, sol)
-    full = ctx.predict(solution, holdout, "holdout")  # stored already: no new work
-    points.append(curve_point(ctx, len(train), holdout, full))
+    points.append(full)
     shown = " · ".join(
         f"{p['examples']} → {p['value']:.2f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
         for p in points

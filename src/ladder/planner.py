@@ -1,0 +1,207 @@
+"""The climb's plan: what each rung will cost on this machine, and what a budget cuts.
+
+`measure_speed` times a few dev answers of the plain zero-shot prompt (seconds per item and
+prompt tokens per second). `make_plan` turns that into seconds per rung and phase from the
+split sizes, the variants each rung races, the repeats and the fine-tuning settings. With a
+budget, it cuts in a fixed order until the estimate fits: the data curve first (the hold-out
+is untouched, gate 3 loses its curve), then fine-tuning epochs (4 → 2; early stopping on dev
+still keeps the best one). Hold-out sizes are never cut, so no hold-out interval widens.
+
+Estimates, not promises: training speed is taken as a third of the measured prompt speed
+(a backward pass costs about two forwards), and few-shot prompts scale with their length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ladder.context import Context
+from ladder.errors import LadderError
+from ladder.rungs.racing import FIRST_ROUND
+from ladder.timing import PHASES
+
+PROBE_ITEMS = 4  # dev answers timed to measure this machine's speed
+TRAIN_COST = 3.0  # a training token costs about three prompt tokens (forward + backward)
+LORA_RUNGS = ("lora", "distill")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """`10m`, `90s`, `1.5h` or plain seconds -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise LadderError(
+            f"--budget {text!r} is not a duration.",
+            fix="give a positive time such as 90s, 10m or 1.5h (plain numbers are seconds).",
+        )
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+@dataclass
+class Speed:
+    item_s: float  # seconds per answered item, plain zero-shot prompt
+    prompt_tokens: float  # its mean prompt tokens
+    tokens_per_s: float  # prompt tokens per second
+    items: int  # how many items were timed
+
+    def describe(self) -> dict[str, Any]:
+        return {k: round(v, 4) for k, v in vars(self).items()}
+
+
+def measure_speed(ctx: Context) -> Speed:
+    """Time the first dev answers of zero-shot's `instructions+format` variant.
+
+    They go through the run store like any prediction, so the race reuses them and a resumed
+    climb re-reads their measured seconds instead of answering again.
+    """
+    from ladder.rungs.prompting import PromptSolution
+
+    items = ctx.examples("dev")[:PROBE_ITEMS]
+    if not items:
+        return Speed(0.0, 0.0, 1.0, 0)
+    sol = PromptSolution(ctx, "zero-shot", "instructions+format")
+    preds = ctx.predict(sol, items, "dev", desc="measuring this machine")
+    seconds = max(sum(p.compute_s for p in preds), 1e-6)
+    tokens = sum(p.tokens_in for p in preds)
+    return Speed(seconds / len(preds), tokens / len(preds), tokens / seconds, len(preds))
+
+
+@dataclass
+class Plan:
+    budget_s: float | None
+    speed: Speed
+    rungs: dict[str, dict[str, float]]  # rung -> phase -> estimated seconds
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # rung -> settings
+    cuts: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
+
+    @property
+    def eta_s(self) -> float:
+        return sum(sum(p.values()) for p in self.rungs.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "budget_s": self.budget_s,
+            "eta_s": round(self.eta_s, 1),
+            "speed": self.speed.describe(),
+            "rungs": {r: {k: round(v, 1) for k, v in p.items()} for r, p in self.rungs.items()},
+            "overrides": self.overrides,
+            "cuts": self.cuts,
+            "widened": self.widened,
+        }
+
+
+def make_plan(ctx: Context, rung_names: list[str], speed: Speed, budget_s: float | None) -> Plan:
+    """Seconds per rung and phase; with a budget, the cuts that make it fit (in order)."""
+    overrides: dict[str, dict[str, Any]] = {}
+    plan = Plan(budget_s, speed, _estimate(ctx, rung_names, speed, overrides), overrides)
+    if budget_s is None or ctx.schedule == "exhaustive":
+        return plan
+    for rung, setting, value, why in _cut_steps(ctx, rung_names):
+        if plan.eta_s <= budget_s:
+            break
+        overrides.setdefault(rung, {})[setting] = value
+        plan.rungs = _estimate(ctx, rung_names, speed, overrides)
+        plan.cuts.append(f"{rung}.{setting} → {value}: {why}")
+    if plan.cuts:
+        plan.widened.append(
+            "no hold-out interval widened: hold-out n is never cut"
+            + (" (gate 3 judges 'enough data' without a curve)" if _curve_cut(overrides) else "")
+        )
+    return plan
+
+
+def _curve_cut(overrides) -> bool:
+    return any("data_curve" in o for o in overrides.values())
+
+
+def _cut_steps(ctx: Context, rung_names: list[str]):
+    """What a budget may cut, cheapest loss first."""
+    tuned = [r for r in LORA_RUNGS if r in rung_names]
+    for r in tuned:
+        yield r, "data_curve", None, "no data-sufficiency curve (saves 3/4 of a training)"
+    for epochs in (3, 2):
+        for r in tuned:
+            if _cfg(ctx, r, {}).get("epochs", 4) > epochs:
+                yield r, "epochs", epochs, "fewer epochs (early stopping keeps the best on dev)"
+
+
+def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:
+    from ladder.registry import registries
+
+    r = registries().rungs.get(rung)
+    raw = {**ctx.task.rung_config(rung), **ctx.options.get(rung, {}), **overrides.get(rung, {})}
+    cfg = r.Config.model_validate(raw) if getattr(r, "Config", None) else None
+    return cfg.model_dump() if cfg is not None else raw
+
+
+def _variants(ctx: Context, rung: str, cfg: dict[str, Any], scored: bool) -> int:
+    if cfg.get("variants"):
+        return len(cfg["variants"])
+    extra = len(ctx.task.spec.prompt.templates) + bool(cfg.get("chain_of_thought"))
+    if rung == "zero-shot":
+        return 2 + scored + extra
+    if rung == "few-shot":
+        k = len(cfg.get("k") or [4])
+        return sum(1 if s == "balanced" else k for s in cfg.get("selection") or []) + extra
+    return 3  # rag, long-context: modes and k chosen on dev
+
+
+def _dev_items(n_dev: int, variants: int, race: bool) -> float:
+    """Dev answers of a selection: all under exhaustive; racing assumes half finish dev."""
+    if variants <= 1:
+        return 0.0
+    if not race or n_dev <= FIRST_ROUND:
+        return float(variants * n_dev)
+    return variants * FIRST_ROUND + max(1.0, variants / 2) * (n_dev - FIRST_ROUND)
+
+
+def _estimate(ctx: Context, rung_names, speed: Speed, overrides) -> dict[str, dict[str, float]]:
+    ds, ev = ctx.dataset, ctx.task.spec.eval
+    n_dev, n_hold, n_train = len(ctx.examples("dev")), len(ctx.examples("holdout")), len(ds.train)
+    scored = bool(ctx.task.labels) and getattr(ctx.engine(), "supports_scoring", False)
+    race = ctx.schedule != "exhaustive"
+    out: dict[str, dict[str, float]] = {}
+    for rung in rung_names:
+        cfg = _cfg(ctx, rung, overrides)
+        item = speed.item_s * _length_factor(ctx, rung, cfg, speed)
+        phases = {"hold-out": n_hold * item}
+        if not scored and ev.repeats >= 2:
+            phases["consistency"] = min(n_hold, ev.consistency_sample) * ev.repeats * item
+        if rung in LORA_RUNGS:
+            phases.update(_tuning(cfg, n_train, n_dev, n_hold, speed))
+            if rung == "distill":
+                phases["other"] = n_train * speed.item_s * 2  # the teacher labels the pool
+        else:
+            v = _variants(ctx, rung, cfg, scored)
+            phases["dev selection"] = _dev_items(n_dev, v, race) * item
+        out[rung] = {p: phases[p] for p in PHASES if p in phases}
+    return out
+
+
+def _length_factor(ctx: Context, rung: str, cfg, speed: Speed) -> float:
+    """How much longer this rung's prompts are than the plain zero-shot one."""
+    if rung == "few-shot":
+        k = max(cfg.get("k") or [4])
+        chars = [min(len(e.input), cfg.get("max_demo_chars", 500)) for e in ctx.dataset.train[:50]]
+        demo = sum(chars) / max(len(chars), 1) / 4 + 8  # ~4 characters a token, + label lines
+        return 1 + k * demo / max(speed.prompt_tokens, 1)
+    if rung in ("rag", "long-context"):
+        return 3.0
+    return 1.0
+
+
+def _tuning(cfg, n_train: int, n_dev: int, n_hold: int, speed: Speed) -> dict[str, float]:
+    tok_s = speed.tokens_per_s / TRAIN_COST
+    per_epoch = (
+        n_train * speed.prompt_tokens
+    ) / tok_s + n_dev * speed.prompt_tokens / speed.tokens_per_s
+    training = cfg.get("epochs", 4) * per_epoch
+    phases = {"training": training}
+    if cfg.get("data_curve"):
+        phases["data curve"] = 0.75 * training + 2 * n_hold * speed.item_s
+    if cfg.get("forgetting", True):
+        phases["forgetting"] = 2 * 2048 / speed.tokens_per_s
+    return phases
