@@ -64,6 +64,15 @@ class Classify:
                 "a classify task needs `labels` (a list, or label: description pairs).",
                 "add e.g. `labels: [spam, work, personal]`.",
             )
+        seen: dict[str, str] = {}
+        for lab in task.labels:
+            other = seen.setdefault(_norm_label(lab), lab)
+            if other != lab:
+                return (
+                    ("labels",),
+                    f"labels {other!r} and {lab!r} are the same answer once case and punctuation are ignored, so one could never be scored right.",
+                    "merge them into one label, or rename one so they differ in letters or digits.",
+                )
         return None
 
     def parse_gold(self, raw: Any, task: Task) -> str:
