@@ -203,7 +203,7 @@ def climb(
     task = load_task(task_path)
     store = Store(opts.runs_dir)
     ds = _load_data(store, task, opts)
-    rung_names = _pick_rungs(opts.rungs)
+    _pick_rungs(opts.rungs)
     _preflight(task, ds, opts)
     run_id, opts, resumed, lock = _open_run(store, task, ds, opts)
     try:

@@ -528,7 +528,9 @@ def label_warnings(task: Task, splits: dict[str, list[Example]]) -> list[str]:
     every = set().union(*seen.values())
     out = []
     if len(every) == 1:
-        out.append(f"every example has the label {next(iter(every))!r}: accuracy cannot tell a model from a constant")
+        out.append(
+            f"every example has the label {next(iter(every))!r}: accuracy cannot tell a model from a constant"
+        )
     only = sorted(seen["holdout"] - seen["train"] - seen["dev"])
     if only:
         out.append(f"label(s) {', '.join(only)} occur only in the hold-out: no rung has seen them")

@@ -107,8 +107,15 @@ def lock_run(run_dir: Path, run_id: str) -> RunLock:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StoreError(f"run {run_id} is being climbed by {_holder(path)}.", fix="wait for it to finish (or stop that process), then resume.") from None
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        raise StoreError(
+            f"run {run_id} is being climbed by {_holder(path)}.",
+            fix="wait for it to finish (or stop that process), then resume.",
+        ) from None
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(holder).encode())
     return RunLock(path, fd)
@@ -126,4 +133,8 @@ def check_prices(files: list[str]) -> None:
     """A --prices file that does not exist is found before any run is created."""
     for f in files:
         if not Path(f).expanduser().is_file():
-            raise LadderError("price file not found.", where=f, fix="give an existing YAML price file to --prices, or drop the flag.")
+            raise LadderError(
+                "price file not found.",
+                where=f,
+                fix="give an existing YAML price file to --prices, or drop the flag.",
+            )

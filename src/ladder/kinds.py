@@ -290,7 +290,7 @@ class Extract:
         if not g and p:
             return cats + [f"{k}: extracted, gold is {{}}" for k in p]
         if g and not p:
-            return cats + ["whole object: missing (nothing extracted)"]
+            return [*cats, "whole object: missing (nothing extracted)"]
         for k, v in g.items():
             if k not in p:
                 cats.append(f"{k}: missing")

@@ -114,6 +114,44 @@ def check_template(source: str, name: str) -> None:
             f"prompt template {name!r} reaches the attribute {private!r}, which the template sandbox refuses.",
             fix="use only the template variables (input, demos, labels, instructions, ...), not Python internals.",
         )
+    _trial_render(source, name)
+
+
+_TRIAL = {
+    "instructions": "Sort it.",
+    "labels": ["a", "b"],
+    "label_block": "Labels: a, b",
+    "answer_format": "Answer with one label.",
+    "demos": [{"input": "x", "output": "a"}],
+    "input": "y",
+    "input_name": "Input",
+    "output_name": "Answer",
+}
+
+
+def _trial_render(source: str, name: str) -> None:
+    """Render once on stand-in values, so an unknown variable or a refused call fails at load."""
+    try:
+        compile_template(source, name).render(**_TRIAL)
+    except jinja2.UndefinedError as exc:
+        raise TaskError(
+            f"prompt template {name!r} uses an unknown variable: {exc.message}.",
+            fix="use only: " + ", ".join(_TRIAL) + ".",
+        ) from None
+    except SecurityError as exc:
+        raise TaskError(
+            f"prompt template {name!r} was refused by the sandbox: {exc}.",
+            fix="use only the template variables ("
+            + ", ".join(_TRIAL)
+            + "), not Python internals.",
+        ) from None
+    except Exception as exc:
+        raise TaskError(
+            f"prompt template {name!r} fails to render: {type(exc).__name__}: {exc}.",
+            fix="check the expressions in the template against its variables: "
+            + ", ".join(_TRIAL)
+            + ".",
+        ) from None
 
 
 class PromptBuilder:
@@ -167,5 +205,7 @@ class PromptBuilder:
         except SecurityError as exc:
             raise TaskError(
                 f"prompt template {self.name!r} was refused by the sandbox: {exc}.",
-                fix="use only the template variables (" + ", ".join(ctx) + "), not Python internals.",
+                fix="use only the template variables ("
+                + ", ".join(ctx)
+                + "), not Python internals.",
             ) from None

@@ -78,7 +78,8 @@ class BarSpec(Strict):
 
 
 class VolumeSpec(Strict):
-    calls_per_day: float = Field(gt=0)
+    # 1 call/month to 1e10 calls/day, as `ladder cost --volume` (ladder.economics)
+    calls_per_day: float = Field(ge=1 / 30.44, le=1e10)
 
 
 class EvalSpec(Strict):
@@ -331,7 +332,9 @@ def _check_templates(spec: TaskSpec, fail) -> None:
         try:
             check_template(source, name)
         except TaskError as exc:
-            raise fail(("prompt", "templates", name), str(exc).split(" Fix: ")[0], exc.fix) from None
+            raise fail(
+                ("prompt", "templates", name), str(exc).split(" Fix: ")[0], exc.fix
+            ) from None
 
 
 def _load_schema(value, file: Path, fail) -> dict[str, Any]:
