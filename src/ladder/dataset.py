@@ -535,6 +535,6 @@ def label_warnings(task: Task, splits: dict[str, list[Example]]) -> list[str]:
     if only:
         out.append(f"label(s) {', '.join(only)} occur only in the hold-out: no rung has seen them")
     missing = [lab for lab in task.labels if lab not in every]
-    if missing and len(every) > 1:
+    if missing:
         out.append(f"label(s) {', '.join(missing)} have no example in the data")
     return out

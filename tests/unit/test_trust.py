@@ -143,3 +143,74 @@ def test_two_climbs_started_in_the_same_second_get_distinct_runs(tmp_path):
         assert p.exitcode == 0
     assert ids == ["tiny-20261201-120000", "tiny-20261201-120000-2"]
     assert {r["status"] for r in Store().list_runs("tiny")} == {"finished"}
+
+
+def _rows(task: Path, rows: list[tuple[str, str]]) -> None:
+    import json
+
+    (task / "data.jsonl").write_text(
+        "".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows)
+    )
+    cfg = task / "task.yaml"
+    cfg.write_text(cfg.read_text().replace("id: id, ", ""))
+
+
+def test_duplicate_rows_are_counted_reported_and_stored(classify_task):
+    from conftest import default_rows
+
+    rows = default_rows()
+    _rows(classify_task, [*rows, (rows[0][0], rows[0][1]), (rows[1][0], "spam"), (rows[2][0], "spam")])
+    res = climb(classify_task, ClimbOptions(model="fake", rungs=["zero-shot"]))
+    note = next(w for w in res.dataset.warnings if "duplicate input" in w)
+    assert note.startswith("3 duplicate input row(s) not used (2 with a different output, dropped; 1 merged)")
+    assert "line/row 62: same input as line/row 2 but output 'spam' (kept 'work'): dropped" in note
+    import json
+
+    stored = json.loads((res.run_dir / "run.json").read_text())
+    assert stored["duplicates"]["count"] == 3 and note in stored["warnings"]
+
+
+def test_degenerate_label_distributions_are_warned(classify_task):
+    from ladder.dataset import load_dataset
+
+    _rows(classify_task, [(f"note {i}", "work") for i in range(40)])
+    ds = load_dataset(load_task(classify_task))
+    assert any("every example has the label 'work'" in w for w in ds.warnings)
+    assert any("personal, spam have no example" in w for w in ds.warnings)
+
+
+def test_a_label_only_in_the_holdout_is_warned(classify_task):
+    from conftest import default_rows
+
+    from ladder.dataset import load_dataset
+
+    rows = default_rows()
+    _rows(classify_task, rows)  # ids derive from the text: the split is fixed by the inputs
+    one = load_dataset(load_task(classify_task)).holdout[0].input
+    _rows(classify_task, [(t, "spam" if t == one else lab.replace("spam", "work")) for t, lab in rows])
+    ds = load_dataset(load_task(classify_task))
+    assert [e.output for e in ds.examples].count("spam") == 1
+    assert any(w.startswith("label(s) spam occur only in the hold-out") for w in ds.warnings)
+
+
+def test_an_empty_gold_object_scores_over_extraction_as_an_error():
+    from ladder.kinds import Extract, Parsed
+    from ladder.evaluation.metrics import field_f1
+
+    import numpy as np
+
+    kind = Extract()
+    golds = [{}, {}, {"a": 1}]
+    preds = [Parsed({}, True), Parsed({"a": 1}, True), Parsed({}, True)]
+    t = kind.table(golds, preds, None)
+    assert list(t["exact"]) == [1.0, 0.0, 0.0]
+    assert field_f1(t, np.arange(3)) == 0.0  # 1 false positive, 1 miss, no hit
+    assert field_f1(t, np.arange(1)) == 1.0  # {} predicted for {}: right
+    assert kind.error_categories({}, preds[1], None) == ["a: extracted, gold is {}"]
+    assert kind.error_categories({"a": 1}, preds[0], None) == ["whole object: missing (nothing extracted)"]
+
+
+def test_a_small_holdout_still_decides_but_says_it_is_tentative(classify_task):
+    res = climb(classify_task, ClimbOptions(model="fake", rungs=["zero-shot"]))
+    assert any("decision is tentative" in w for w in res.dataset.warnings)
+    assert any(r.startswith("tentative: the hold-out has n=") for r in res.outcome.data["decision"]["reasons"])
