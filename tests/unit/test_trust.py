@@ -159,10 +159,14 @@ def test_duplicate_rows_are_counted_reported_and_stored(classify_task):
     from conftest import default_rows
 
     rows = default_rows()
-    _rows(classify_task, [*rows, (rows[0][0], rows[0][1]), (rows[1][0], "spam"), (rows[2][0], "spam")])
+    _rows(
+        classify_task, [*rows, (rows[0][0], rows[0][1]), (rows[1][0], "spam"), (rows[2][0], "spam")]
+    )
     res = climb(classify_task, ClimbOptions(model="fake", rungs=["zero-shot"]))
     note = next(w for w in res.dataset.warnings if "duplicate input" in w)
-    assert note.startswith("3 duplicate input row(s) not used (2 with a different output, dropped; 1 merged)")
+    assert note.startswith(
+        "3 duplicate input row(s) not used (2 with a different output, dropped; 1 merged)"
+    )
     assert "line/row 62: same input as line/row 2 but output 'spam' (kept 'work'): dropped" in note
     import json
 
@@ -181,23 +185,24 @@ def test_degenerate_label_distributions_are_warned(classify_task):
 
 def test_a_label_only_in_the_holdout_is_warned(classify_task):
     from conftest import default_rows
-
     from ladder.dataset import load_dataset
 
     rows = default_rows()
     _rows(classify_task, rows)  # ids derive from the text: the split is fixed by the inputs
     one = load_dataset(load_task(classify_task)).holdout[0].input
-    _rows(classify_task, [(t, "spam" if t == one else lab.replace("spam", "work")) for t, lab in rows])
+    _rows(
+        classify_task, [(t, "spam" if t == one else lab.replace("spam", "work")) for t, lab in rows]
+    )
     ds = load_dataset(load_task(classify_task))
     assert [e.output for e in ds.examples].count("spam") == 1
     assert any(w.startswith("label(s) spam occur only in the hold-out") for w in ds.warnings)
 
 
 def test_an_empty_gold_object_scores_over_extraction_as_an_error():
-    from ladder.kinds import Extract, Parsed
-    from ladder.evaluation.metrics import field_f1
-
     import numpy as np
+
+    from ladder.evaluation.metrics import field_f1
+    from ladder.kinds import Extract, Parsed
 
     kind = Extract()
     golds = [{}, {}, {"a": 1}]
@@ -207,10 +212,15 @@ def test_an_empty_gold_object_scores_over_extraction_as_an_error():
     assert field_f1(t, np.arange(3)) == 0.0  # 1 false positive, 1 miss, no hit
     assert field_f1(t, np.arange(1)) == 1.0  # {} predicted for {}: right
     assert kind.error_categories({}, preds[1], None) == ["a: extracted, gold is {}"]
-    assert kind.error_categories({"a": 1}, preds[0], None) == ["whole object: missing (nothing extracted)"]
+    assert kind.error_categories({"a": 1}, preds[0], None) == [
+        "whole object: missing (nothing extracted)"
+    ]
 
 
 def test_a_small_holdout_still_decides_but_says_it_is_tentative(classify_task):
     res = climb(classify_task, ClimbOptions(model="fake", rungs=["zero-shot"]))
     assert any("decision is tentative" in w for w in res.dataset.warnings)
-    assert any(r.startswith("tentative: the hold-out has n=") for r in res.outcome.data["decision"]["reasons"])
+    assert any(
+        r.startswith("tentative: the hold-out has n=")
+        for r in res.outcome.data["decision"]["reasons"]
+    )
