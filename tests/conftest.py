@@ -134,7 +134,7 @@ labels: [{", ".join(labels)}]
 data: {{path: {data}, id: id, input: text, output: label}}
 split: {{train: 0.5, dev: 0.2, holdout: 0.3}}
 bar: {{metric: accuracy, threshold: 0.9}}
-eval: {{bootstrap: 200, repeats: 3}}
+eval: {{bootstrap: 200, repeats: 3, min_holdout: 5}}
 {extra_yaml}"""
     )
     return root
@@ -184,7 +184,7 @@ instructions: Extract the fields.
 output_schema: schema.json
 data: {{path: data.jsonl, id: id, input: ticket, output: out}}
 split: {{train: 0.5, dev: 0.2, holdout: 0.3}}
-eval: {{bootstrap: 200, repeats: 2, consistency_sample: 4}}
+eval: {{bootstrap: 200, repeats: 2, consistency_sample: 4, min_holdout: 5}}
 {extra_yaml}"""
     )
     return root

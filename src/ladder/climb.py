@@ -9,13 +9,14 @@ store lacks are computed.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder import provenance
+from ladder import guard, provenance
 from ladder.context import Context
 from ladder.dataset import Dataset, load_dataset
 from ladder.errors import LadderError, StoreError
@@ -133,7 +134,7 @@ def _load_data(store: Store, task: Task, opts: ClimbOptions) -> Dataset:
 
 def _open_run(
     store: Store, task: Task, ds: Dataset, opts: ClimbOptions
-) -> tuple[str, ClimbOptions, bool]:
+) -> tuple[str, ClimbOptions, bool, guard.RunLock]:
     """Create a run, or find the one to resume and return the options it was started with."""
     if opts.resume or opts.run_id:
         run = store.get_run(opts.run_id) if opts.run_id else store.latest_unfinished(task.name)
@@ -158,27 +159,47 @@ def _open_run(
                 if k in ClimbOptions.__dataclass_fields__
             }
         )
+        guard.refuse_mismatch(task, run["id"], opts, stored)
         stored.resume, stored.run_id = True, run["id"]
+        stored.all_rungs = stored.all_rungs or opts.all_rungs  # stopping, not predictions
+        stored.prices = opts.prices or stored.prices
+        lock = guard.lock_run(store.runs_dir / task.name / run["id"], run["id"])
         store.set_run_status(run["id"], "running")
-        return run["id"], stored, True
-    run_id = _new_run_id(store, task.name)
-    run_dir = store.runs_dir / task.name / run_id
+        return run["id"], stored, True, lock
+    run_id = _create_run(store, task, ds, opts)
+    return run_id, opts, False, guard.lock_run(store.runs_dir / task.name / run_id, run_id)
+
+
+def _create_run(store: Store, task: Task, ds: Dataset, opts: ClimbOptions) -> str:
+    """A new run under a fresh id; a climb started the same second elsewhere takes the next one."""
     config = {
         "task": task.spec.model_dump(mode="json"),
         "task_file": str(task.file),
         "options": asdict(opts),
     }
-    store.create_run(
-        run_id,
-        task.name,
-        str(task.file),
-        str(run_dir),
-        task.config_hash(),
-        ds.data_hash,
-        config,
-        provenance.collect(opts.seed or 0, task.dir),
-    )
-    return run_id, opts, False
+    prov = provenance.collect(opts.seed or 0, task.dir)
+    for _ in range(100):
+        run_id = _new_run_id(store, task.name)
+        run_dir = store.runs_dir / task.name / run_id
+        try:
+            store.create_run(
+                run_id, task.name, str(task.file), str(run_dir), task.config_hash(),
+                ds.data_hash, config, prov,
+            )  # fmt: skip
+            return run_id
+        except sqlite3.IntegrityError:  # taken between our read and our insert
+            continue
+    raise StoreError("could not find a free run id after 100 tries.", where=store.path)
+
+
+def _preflight(task: Task, ds: Dataset, opts: ClimbOptions) -> None:
+    """Everything detectable before any work, checked before a run exists to be left behind."""
+    from ladder.models import resolve_model
+
+    guard.check_prices(opts.prices)
+    if not (opts.resume or opts.run_id):
+        resolve_model(opts.model or task.spec.model, task)
+    ds.warnings.extend(guard.check_evidence(task, ds, opts.limit))
 
 
 def climb(
@@ -196,8 +217,16 @@ def climb(
     task = load_task(task_path)
     store = Store(opts.runs_dir)
     ds = _load_data(store, task, opts)
-    rung_names = _pick_rungs(opts.rungs)
-    run_id, opts, resumed = _open_run(store, task, ds, opts)
+    _pick_rungs(opts.rungs)
+    _preflight(task, ds, opts)
+    run_id, opts, resumed, lock = _open_run(store, task, ds, opts)
+    try:
+        return _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook)
+    finally:
+        lock.release()
+
+
+def _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook) -> ClimbResult:
     rung_names = _pick_rungs(opts.rungs)
     run_dir = store.runs_dir / task.name / run_id
     seed = opts.seed if opts.seed is not None else task.spec.eval.seed
@@ -369,6 +398,8 @@ def _write_run_json(
             "finished_at": run["finished_at"],
             "split": ds.counts(),
             "leakage": {"pairs": len(ds.leaks), "dropped": len(ds.dropped)},
+            "duplicates": {"count": len(ds.skipped), "rows": ds.skipped},
+            "warnings": ds.warnings,
             "summary": summary,
             "scorecards": [c.model_dump(mode="json") for c in cards],
             "provenance": run["provenance"],

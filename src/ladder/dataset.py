@@ -58,6 +58,7 @@ class Dataset:
     leaks: list[LeakPair] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # duplicate rows merged or dropped
 
     @property
     def train(self) -> list[Example]:
@@ -180,6 +181,7 @@ def _read_csv(path: Path, text: str, delimiter: str | None) -> list[tuple[int, d
         raise DataError(
             "the CSV has no header row.", where=path, fix="add a first row naming the columns."
         )
+    _check_header(path, reader.fieldnames)
     rows = []
     try:
         for rec in reader:
@@ -237,10 +239,31 @@ def render_input(row: dict[str, Any], columns: list[str]) -> str:
     return "\n".join(f"{col[:1].upper()}{col[1:]}: {v}" for col, v in zip(columns, values))
 
 
+def _check_header(path: Path, names: list[str]) -> None:
+    """A column named twice would silently lose all but its last copy: refuse it."""
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names, 1):
+        where.setdefault(name.strip(), []).append(i)
+    twice = {n: cols for n, cols in where.items() if len(cols) > 1}
+    if twice:
+        shown = "; ".join(f"{n!r} in columns {', '.join(map(str, c))}" for n, c in twice.items())
+        raise DataError(
+            f"row 1: the header names a column more than once ({shown}), so all but the last copy would be lost.",
+            where=path,
+            fix="give every column its own name (e.g. subject, body), then list them in `data.input`.",
+        )
+
+
 def load_examples(
-    task: Task, spec: DataSpec | None = None, *, labelled: bool = True
+    task: Task,
+    spec: DataSpec | None = None,
+    *,
+    labelled: bool = True,
+    skipped: list[str] | None = None,
 ) -> tuple[list[Example], Path, str]:
-    """Read, map and validate examples; return (examples, file, sha256 of the file)."""
+    """Read, map and validate examples; return (examples, file, sha256 of the file).
+
+    Rows merged or dropped as duplicates are described in `skipped` (one line each)."""
     from ladder.registry import registries
 
     spec = spec or task.spec.data
@@ -250,6 +273,7 @@ def load_examples(
     columns = [spec.input] if isinstance(spec.input, str) else list(spec.input)
     examples: list[Example] = []
     seen: dict[str, int] = {}
+    dups: dict[str, int] = {}  # derived id -> line of a repeated identical input
     unknown: dict[str, list[int]] = {}
     for line, row in rows:
         for col in columns:
@@ -278,8 +302,9 @@ def load_examples(
         else:
             ex_id = hashlib.sha1(text.encode()).hexdigest()[:12]
             if ex_id in seen:  # identical input twice: keep the first, never split a duplicate
-                continue
-        seen[ex_id] = line
+                dups.setdefault(f"{ex_id}:{line}", line)
+        if f"{ex_id}:{line}" not in dups:
+            seen[ex_id] = line
         output = None
         if labelled:
             if spec.output is None:
@@ -298,6 +323,9 @@ def load_examples(
                 continue
             except ValueError as exc:
                 raise DataError(f"line/row {line}: {exc}", where=path) from None
+        if f"{ex_id}:{line}" in dups:
+            _note_duplicate(skipped, examples, ex_id, line, seen[ex_id], output)
+            continue
         meta = {m: get_field(row, m)[1] for m in spec.meta}
         examples.append(Example(id=ex_id, input=text, output=output, meta=meta, line=line))
     if unknown:
@@ -314,6 +342,18 @@ def load_examples(
         raise DataError("no usable examples.", where=path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return examples, path, digest
+
+
+def _note_duplicate(
+    skipped: list[str] | None, examples: list[Example], ex_id: str, line: int, first: int, output
+) -> None:
+    kept = next(e for e in reversed(examples) if e.id == ex_id)
+    if kept.output == output:
+        what = f"line/row {line}: same input and output as line/row {first}: merged into it"
+    else:
+        what = f"line/row {line}: same input as line/row {first} but output {output!r} (kept {kept.output!r}): dropped"
+    if skipped is not None:
+        skipped.append(what)
 
 
 class UnknownLabel(ValueError):
@@ -430,7 +470,8 @@ def load_dataset(
     task: Task, leakage: str | None = None, extra: list[Example] | None = None
 ) -> Dataset:
     """Load, split and leak-check a task's data. `leakage` overrides task.yaml's mode."""
-    examples, path, digest = load_examples(task)
+    skipped: list[str] = []
+    examples, path, digest = load_examples(task, skipped=skipped)
     sp = task.spec.split
     splits = assign_splits(examples, sp.train, sp.dev, sp.salt)
     if extra:  # extra training data (curated logs): train only, never hold-out
@@ -467,8 +508,33 @@ def load_dataset(
             ds.warnings.append(
                 f"{len(ds.leaks)} hold-out example(s) duplicate train/dev inputs (kept: leakage mode 'report')"
             )
-    if len(splits["holdout"]) < 20:
+    ds.skipped = skipped
+    if skipped:
+        conflicts = sum(s.endswith("dropped") for s in skipped)
         ds.warnings.append(
-            f"the hold-out has only {len(splits['holdout'])} examples: confidence intervals will be wide"
+            f"{len(skipped)} duplicate input row(s) not used ({conflicts} with a different output, "
+            f"dropped; {len(skipped) - conflicts} merged): {'; '.join(skipped[:3])}"
+            + ("; ..." if len(skipped) > 3 else "")
         )
+    ds.warnings.extend(label_warnings(task, splits))
     return ds
+
+
+def label_warnings(task: Task, splits: dict[str, list[Example]]) -> list[str]:
+    """Degenerate label distributions: one label only, a label only in the hold-out, or absent."""
+    if not task.labels:
+        return []
+    seen = {name: {str(e.output) for e in exs} for name, exs in splits.items()}
+    every = set().union(*seen.values())
+    out = []
+    if len(every) == 1:
+        out.append(
+            f"every example has the label {next(iter(every))!r}: accuracy cannot tell a model from a constant"
+        )
+    only = sorted(seen["holdout"] - seen["train"] - seen["dev"])
+    if only:
+        out.append(f"label(s) {', '.join(only)} occur only in the hold-out: no rung has seen them")
+    missing = [lab for lab in task.labels if lab not in every]
+    if missing:
+        out.append(f"label(s) {', '.join(missing)} have no example in the data")
+    return out

@@ -40,6 +40,11 @@ _UNITS.update({"h": 24.0, "d": 1.0, "w": 1 / 7, "mo": 1 / DAYS_PER_MONTH})
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9}
 
 
+# the volumes a real system can see: one call a month up to 10 billion a day (web-search scale)
+MIN_CALLS_PER_DAY = 1 / DAYS_PER_MONTH
+MAX_CALLS_PER_DAY = 1e10
+
+
 def parse_volume(text: str | float, where: str = "--volume") -> float:
     """Calls per day from '50000', '1e6/day', '10M/month', '2.5k/hour'."""
     if isinstance(text, (int, float)):
@@ -61,6 +66,13 @@ def parse_volume(text: str | float, where: str = "--volume") -> float:
             f"the volume must be a positive number of calls (got {text!r}).",
             where=where,
             fix="give the calls you expect, e.g. 50000/day.",
+        )
+    if not MIN_CALLS_PER_DAY <= value <= MAX_CALLS_PER_DAY:
+        raise VolumeError(
+            f"the volume {text!r} is {value:.3g} calls/day, outside what a real system sees "
+            f"(1 call/month to {MAX_CALLS_PER_DAY:.0e} calls/day).",
+            where=where,
+            fix="give the calls you expect, e.g. 50000/day or 10M/month.",
         )
     return value
 

@@ -64,6 +64,15 @@ class Classify:
                 "a classify task needs `labels` (a list, or label: description pairs).",
                 "add e.g. `labels: [spam, work, personal]`.",
             )
+        seen: dict[str, str] = {}
+        for lab in task.labels:
+            other = seen.setdefault(_norm_label(lab), lab)
+            if other != lab:
+                return (
+                    ("labels",),
+                    f"labels {other!r} and {lab!r} are the same answer once case and punctuation are ignored, so one could never be scored right.",
+                    "merge them into one label, or rename one so they differ in letters or digits.",
+                )
         return None
 
     def parse_gold(self, raw: Any, task: Task) -> str:
@@ -171,6 +180,12 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
+def leaves(obj: Any) -> dict[str, Any]:
+    """The (field path, value) pairs scored: an empty object has none, so extracting anything
+    from an input whose gold is `{}` is over-extraction (a false positive), never a free pass."""
+    return flatten(obj) if isinstance(obj, dict) and obj else {}
+
+
 def _norm_value(v: Any) -> Any:
     if isinstance(v, str):
         return " ".join(v.lower().split())
@@ -250,12 +265,8 @@ class Extract:
     def table(self, golds, preds, task) -> dict[str, np.ndarray]:
         tp, npred, ngold, exact, valid = [], [], [], [], []
         for gold, pred in zip(golds, preds):
-            g = {k: _norm_value(v) for k, v in flatten(gold).items()}
-            p = (
-                {k: _norm_value(v) for k, v in flatten(pred.output).items()}
-                if isinstance(pred.output, dict)
-                else {}
-            )
+            g = {k: _norm_value(v) for k, v in leaves(gold).items()}
+            p = {k: _norm_value(v) for k, v in leaves(pred.output).items()}
             tp.append(sum(1 for k, v in p.items() if k in g and g[k] == v))
             npred.append(len(p))
             ngold.append(len(g))
@@ -275,8 +286,11 @@ class Extract:
         cats = []
         if not pred.valid and pred.error:
             cats.append(pred.error.split(":")[0])  # "schema violation at priority"
-        g = flatten(gold)
-        p = flatten(pred.output) if isinstance(pred.output, dict) else {}
+        g, p = leaves(gold), leaves(pred.output)
+        if not g and p:
+            return cats + [f"{k}: extracted, gold is {{}}" for k in p]
+        if g and not p:
+            return [*cats, "whole object: missing (nothing extracted)"]
         for k, v in g.items():
             if k not in p:
                 cats.append(f"{k}: missing")
@@ -288,8 +302,8 @@ class Extract:
         """Per-field accuracy over the items (a field absent from the prediction counts wrong)."""
         fields: dict[str, list[int]] = {}
         for gold, pred in zip(golds, preds):
-            p = flatten(pred.output) if isinstance(pred.output, dict) else {}
-            for k, v in flatten(gold).items():
+            p = leaves(pred.output)
+            for k, v in leaves(gold).items():
                 fields.setdefault(k, []).append(int(k in p and _norm_value(p[k]) == _norm_value(v)))
         return {k: {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in fields.items()}
 

@@ -84,7 +84,8 @@ class BarSpec(Strict):
 
 
 class VolumeSpec(Strict):
-    calls_per_day: float = Field(gt=0)
+    # 1 call/month to 1e10 calls/day, as `ladder cost --volume` (ladder.economics)
+    calls_per_day: float = Field(ge=1 / 30.44, le=1e10)
 
 
 class EvalSpec(Strict):
@@ -97,6 +98,9 @@ class EvalSpec(Strict):
     seed: int = 0
     max_input_chars: int = Field(1500, ge=50, description="longer inputs are truncated in prompts")
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    min_holdout: int = Field(
+        30, ge=1, le=1_000_000, description="fewest hold-out examples a decision may stand on"
+    )
 
 
 class ModelSpec(Strict):
@@ -285,13 +289,14 @@ def load_task(path: str | Path) -> Task:
         loc, msg, fix = problem
         raise fail(loc, msg, fix)
     if spec.bar is not None:
-        metrics = kind.metric_names()
-        if spec.bar.metric not in metrics:
-            raise fail(
-                ("bar", "metric"),
-                f"{spec.bar.metric!r} is not a metric of {spec.kind} tasks.",
-                f"use one of: {', '.join(metrics)}.",
-            )
+        _check_bar(spec, kind, fail)
+    if spec.documents is not None and not task.resolve(spec.documents).is_dir():
+        raise fail(
+            ("documents",),
+            f"the documents folder {spec.documents!r} does not exist (looked in {task.resolve(spec.documents)}).",
+            "create the folder, fix the path (relative to the task folder), or remove `documents:`.",
+        )
+    _check_templates(spec, fail)
     for rung_name, cfg in spec.rungs.items():
         if rung_name not in regs.rungs:
             raise fail(("rungs", rung_name), regs.rungs.unknown_message(rung_name))
@@ -305,6 +310,37 @@ def load_task(path: str | Path) -> Task:
                     _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
                 ) from None
     return task
+
+
+def _check_bar(spec: TaskSpec, kind, fail) -> None:
+    metrics = kind.metric_names()
+    if spec.bar.metric not in metrics:
+        raise fail(
+            ("bar", "metric"),
+            f"{spec.bar.metric!r} is not a metric of {spec.kind} tasks.",
+            f"use one of: {', '.join(metrics)}.",
+        )
+    t = spec.bar.threshold
+    if not 0 < t <= 1:  # every built-in metric is a share of items or pairs
+        why = "can never be met" if t > 1 else "is met by any answer, however bad"
+        raise fail(
+            ("bar", "threshold"),
+            f"{spec.bar.metric} is a share between 0 and 1, so a threshold of {t:g} {why}.",
+            "give a threshold in (0, 1], e.g. 0.8.",
+        )
+
+
+def _check_templates(spec: TaskSpec, fail) -> None:
+    """Parse every extra prompt template at load, in the sandbox, before any run exists."""
+    from ladder.prompts import check_template
+
+    for name, source in spec.prompt.templates.items():
+        try:
+            check_template(source, name)
+        except TaskError as exc:
+            raise fail(
+                ("prompt", "templates", name), str(exc).split(" Fix: ")[0], exc.fix
+            ) from None
 
 
 def _load_schema(value, file: Path, fail) -> dict[str, Any]:

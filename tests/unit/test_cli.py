@@ -146,7 +146,7 @@ def test_init_guesses_columns_and_writes_a_task_that_climbs(tmp_path, run_cli):
     data = tmp_path / "tickets.csv"
     rows = ["ticket_id,queue,body"] + [
         f'T{i},{"billing" if i % 2 else "tech"},"message {i} about {"an invoice" if i % 2 else "a crash"} number {i * 31}"'
-        for i in range(40)
+        for i in range(160)
     ]
     data.write_text("\n".join(rows) + "\n")
     code, out, err = run_cli("init", data, "--out", tmp_path / "tickets")

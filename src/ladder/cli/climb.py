@@ -87,7 +87,7 @@ def climb_cmd(
 ) -> None:
     """Climb the rungs, cheapest first, each measured on the same hold-out; stop at the bar unless --all."""
     opts = ClimbOptions(
-        rungs=[r.strip() for r in rungs.split(",") if r.strip()] if rungs else None,
+        rungs=_rung_list(rungs),
         all_rungs=all_rungs,
         limit=limit,
         resume=resume,
@@ -127,6 +127,19 @@ def eval_cmd(
         variant=variant,
     )
     _run(task, opts)
+
+
+def _rung_list(value: str | None) -> list[str] | None:
+    """`--rungs a,b`; an empty list (`--rungs ,`) is refused, never read as 'every rung'."""
+    if value is None:
+        return None
+    names = [r.strip() for r in value.split(",") if r.strip()]
+    if not names:
+        raise typer.BadParameter(
+            f"{value!r} names no rung; give e.g. zero-shot,few-shot (or omit --rungs for all)",
+            param_hint="--rungs",
+        )
+    return names
 
 
 def _leakage(value: str | None) -> str | None:

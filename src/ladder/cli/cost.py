@@ -39,21 +39,30 @@ def cost_cmd(
     ] = None,
     volume: Annotated[str | None, Opt("--volume", help="calls: 50000/day, 10M/month")] = None,
     prompt_tokens: Annotated[
-        float | None, Opt("--prompt-tokens", min=0, help="prompt tokens per call today")
+        float | None, Opt("--prompt-tokens", min=0, max=1e7, help="prompt tokens per call today")
     ] = None,
     tuned_prompt_tokens: Annotated[
-        float | None, Opt("--tuned-prompt-tokens", min=0, help="prompt tokens after fine-tuning")
+        float | None,
+        Opt("--tuned-prompt-tokens", min=0, max=1e7, help="prompt tokens after fine-tuning"),
     ] = None,
-    output_tokens: Annotated[float, Opt("--output-tokens", min=0, help="tokens out per call")] = 0,
+    output_tokens: Annotated[
+        float, Opt("--output-tokens", min=0, max=1e6, help="tokens out per call")
+    ] = 0,
     model: Annotated[str | None, Opt("--model", help="price-book model prompted today")] = None,
     tuned_model: Annotated[
         str | None, Opt("--tuned-model", help="price-book model after tuning (default: --model)")
     ] = None,
-    price_in: Annotated[float | None, Opt("--price-in", min=0, help="$ per M input tokens")] = None,
-    price_out: Annotated[float | None, Opt("--price-out", min=0, help="$ per M output")] = None,
-    training_cost: Annotated[float, Opt("--training-cost", min=0, help="$ one-time")] = 0.0,
+    price_in: Annotated[
+        float | None, Opt("--price-in", min=0, max=1e6, help="$ per M input tokens")
+    ] = None,
+    price_out: Annotated[
+        float | None, Opt("--price-out", min=0, max=1e6, help="$ per M output")
+    ] = None,
+    training_cost: Annotated[
+        float, Opt("--training-cost", min=0, max=1e10, help="$ one-time")
+    ] = 0.0,
     maintenance: Annotated[
-        float | None, Opt("--maintenance", min=0, help="$ per month to keep the fine-tune")
+        float | None, Opt("--maintenance", min=0, max=1e9, help="$ per month to keep the fine-tune")
     ] = None,
     prices: Annotated[list[str] | None, Opt("--prices", help="price file(s)")] = None,
     runs: Annotated[str | None, Opt("--runs", help="run store folder")] = None,

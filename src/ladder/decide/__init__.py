@@ -103,6 +103,19 @@ def _hybrid_monthly(h: dict, f: Facts) -> float:
     )
 
 
+def _tentative(cards: list) -> list[str]:
+    """A decision on a small hold-out still stands, but says how wide its evidence is."""
+    from ladder.guard import WIDE_CI, ci_half_width
+
+    n = min((c.n for c in cards), default=0)
+    if not n or ci_half_width(n) <= WIDE_CI:
+        return []
+    return [
+        f"tentative: the hold-out has n={n}, so each score's 95% CI is up to ±{ci_half_width(n):.2f} "
+        "wide; more hold-out rows would narrow it"
+    ]
+
+
 def _reasons(
     rec: dict, cards: list, f: Facts, gates: dict, comparisons: list, hybrid: dict | None
 ) -> list[str]:
@@ -277,7 +290,7 @@ def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None)
         "recommendation": rec["rung"],
         "kind": rec["kind"],
         "meets_bar": rec["meets_bar"],
-        "reasons": _reasons(rec, cards, f, gates, comparisons, hybrid),
+        "reasons": _reasons(rec, cards, f, gates, comparisons, hybrid) + _tentative(cards),
         "basis": basis(rec, cards, f, comparisons),
         "bar_verdicts": [v for c in cards if (v := bar_verdict(c, f)) is not None],
         "gates": list(gates.values()),

@@ -65,7 +65,9 @@ def field_f1(t: Table, idx: np.ndarray) -> float:
     """Micro F1 over (field path, value) pairs of nested outputs."""
     tp = _sel(t, "tp", idx).sum()
     denom = _sel(t, "npred", idx).sum() + _sel(t, "ngold", idx).sum()
-    return float(2 * tp / denom) if denom else 0.0
+    if not denom:  # every gold is {} and nothing was extracted: right, not 0
+        return 1.0 if len(idx) else 0.0
+    return float(2 * tp / denom)
 
 
 def exact_match(t: Table, idx: np.ndarray) -> float:

@@ -68,6 +68,7 @@ def load_view(store: Store, run_id: str, dataset: Dataset | None = None) -> RunV
         view.notes.append("per-item sections left out: the data file changed since this run")
         return view
     view.split = ds.counts()
+    view.notes.extend(w for w in ds.warnings if w not in view.notes)  # data-quality warnings
     view.holdout = ds.splits["holdout"][: opts.get("limit") or None]
     for card in cards:
         stored = store.predictions(run_id, card.rung, card.variant, "holdout")

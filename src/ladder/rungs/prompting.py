@@ -381,7 +381,7 @@ class ZeroShot:
                 )
             )
         for name, source in ctx.task.spec.prompt.templates.items():
-            if not uses_demos(source):
+            if not uses_demos(source, name):
                 out.append(PromptSolution(ctx, self.name, name, template=source, model=model))
         if cfg.variants:
             out = _only(out, cfg.variants, self.name)
@@ -460,7 +460,7 @@ class FewShot:
                 )
             )
         for name, source in ctx.task.spec.prompt.templates.items():
-            if uses_demos(source):
+            if uses_demos(source, name):
                 out.append(
                     sol(
                         name,
