@@ -21,9 +21,7 @@ class BatchedFake(FakeEngine):
         return [Completion(c.text, c.tokens_in, c.tokens_out, 8.0, 1.0) for c in out]
 
 
-def test_cot_compute_seconds_are_the_thoughts_share_not_its_batch_latency(
-    classify_task, tmp_path
-):
+def test_cot_compute_seconds_are_the_thoughts_share_not_its_batch_latency(classify_task, tmp_path):
     task = load_task(classify_task)
     ds = load_dataset(task)
     ctx = Context(task, ds, Store(tmp_path / "runs"), "r", tmp_path, "fake")
