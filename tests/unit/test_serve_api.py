@@ -225,7 +225,7 @@ BAD = [
 def test_bad_input_is_an_openai_error_never_a_500(gw, case, kw, status, code):
     r = httpx.post(
         f"{gw.url}/chat/completions",
-        headers={"Authorization": f"Bearer {gw.key}"},
+        headers={"Authorization": f"Bearer {gw.key}", "Content-Type": "application/json"},
         timeout=30,
         **kw,
     )

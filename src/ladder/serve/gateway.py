@@ -66,6 +66,15 @@ class Gateway:
         return hit[0]
 
     async def body(self, request) -> Any:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(
+                400,
+                f"Unsupported Content-Type '{ctype or '(none)'}': send the body as JSON with "
+                "'Content-Type: application/json'.",
+                param="Content-Type",
+                code="invalid_content_type",
+            )
         limit = self.limits.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
