@@ -173,7 +173,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        param = ".".join(str(p) for p in err["loc"] if not _union_tag(p)) or None
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             raise ApiError(
@@ -192,6 +192,11 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise ApiError(
             400, f"Invalid value for '{param}': {msg}.", param=param, code="invalid_value"
         ) from None
+
+
+def _union_tag(part: Any) -> bool:
+    """A location step pydantic adds for a union's branch (`str`, `list[str]`), not a field."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
 
 
 def _refuse_unsupported(body: dict) -> dict:
