@@ -170,6 +170,8 @@ class Gateway:
         h = {"x-ladder-route": ans.route, "x-ladder-cache": cache, "x-request-id": rid}
         if ans.confidence is not None:
             h["x-ladder-confidence"] = f"{ans.confidence:.4g}"
+        if ans.extra.get("reason"):
+            h["x-ladder-route-reason"] = _ascii(ans.extra["reason"])
         if ans.fallback:
             h["x-ladder-fallback"] = ans.fallback.encode("ascii", "replace").decode()[:200]
         return h
@@ -218,6 +220,10 @@ class Gateway:
             self.writer.q.put_nowait(rec)
         except queue.Full:  # never drop a row: wait for room, off the event loop
             await run_in_threadpool(self.writer.put, rec)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:200]
 
 
 def _too_big(limit: int) -> ApiError:
