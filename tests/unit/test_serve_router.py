@@ -178,7 +178,10 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         )
         assert err.status_code == 502 and err.json()["error"]["code"] == "upstream_unavailable"
         assert "down" in httpx.get(g.root + "/health").json()["upstreams"]["big"]
-        assert "ladder_fallbacks_total" in httpx.get(g.root + "/metrics").text
+        assert (
+            "ladder_fallbacks_total"
+            in httpx.get(g.root + "/metrics", headers={"Authorization": f"Bearer {g.key}"}).text
+        )
         g.gw.writer.flush()
         rows = g.db.query(model="tiny")
         assert {r["route"].endswith("@big") for r in rows} == {True, False}
