@@ -68,7 +68,9 @@ def climb_fake(tmp_path: Path, extra_yaml: str = FAST_RUNGS, rungs=None, engine=
 
 
 @contextmanager
-def gateway(opts=None, *, auth: bool = True, log: bool = True, db=None, **limits):
+def gateway(
+    opts=None, *, auth: bool = True, log: bool = True, db=None, public_metrics=False, **limits
+):
     """Start a gateway; yields a `Gateway`. Options: a ServeOptions; limits: Limits fields."""
     from ladder.serve.app import create_app
     from ladder.serve.catalog import Limits, ServeOptions, build_catalog
@@ -80,7 +82,7 @@ def gateway(opts=None, *, auth: bool = True, log: bool = True, db=None, **limits
     catalog = build_catalog(opts)
     db = db if db is not None else (open_db(runs_dir=opts.runs_dir) if log or auth else None)
     key = db.create_key("test")[1] if auth else None
-    app = create_app(catalog, db if log or auth else None, auth=auth)
+    app = create_app(catalog, db if log or auth else None, auth=auth, public_metrics=public_metrics)
     server = ServerThread(app).start()
     g = Gateway(server.url, key, catalog, db, server, app)
     try:

@@ -225,7 +225,7 @@ BAD = [
 def test_bad_input_is_an_openai_error_never_a_500(gw, case, kw, status, code):
     r = httpx.post(
         f"{gw.url}/chat/completions",
-        headers={"Authorization": f"Bearer {gw.key}"},
+        headers={"Authorization": f"Bearer {gw.key}", "Content-Type": "application/json"},
         timeout=30,
         **kw,
     )
@@ -274,7 +274,8 @@ def test_cache_serves_temperature_zero_repeats_and_counts_in_metrics(gw):
         hot.headers["x-ladder-cache"],
     ) == ("miss", "hit", "off")
     assert first.parse().choices[0].message.content == again.parse().choices[0].message.content
-    metrics = httpx.get(gw.root + "/metrics").text
+    assert httpx.get(gw.root + "/metrics").status_code == 401  # keys guard the metrics too
+    metrics = httpx.get(gw.root + "/metrics", headers={"Authorization": f"Bearer {gw.key}"}).text
     assert "ladder_cache_hits_total 1.0" in metrics and "ladder_cache_misses_total 1.0" in metrics
     assert 'ladder_requests_total{model="tiny",route=' in metrics
     assert "ladder_engine_busy_seconds" in metrics and "ladder_engine_batches 2.0" in metrics

@@ -178,7 +178,10 @@ def test_route_calibrates_routes_and_falls_back(oracle, tmp_path):
         )
         assert err.status_code == 502 and err.json()["error"]["code"] == "upstream_unavailable"
         assert "down" in httpx.get(g.root + "/health").json()["upstreams"]["big"]
-        assert "ladder_fallbacks_total" in httpx.get(g.root + "/metrics").text
+        assert (
+            "ladder_fallbacks_total"
+            in httpx.get(g.root + "/metrics", headers={"Authorization": f"Bearer {g.key}"}).text
+        )
         g.gw.writer.flush()
         rows = g.db.query(model="tiny")
         assert {r["route"].endswith("@big") for r in rows} == {True, False}
@@ -258,6 +261,7 @@ def test_extract_route_sends_invalid_json_to_the_large_model(tmp_path):
                 if want["category"] == "billing":
                     assert raw.headers["x-ladder-route"] == "zero-shot@big"
                     assert r.model_extra["ladder"]["reason"] == "small model's output is invalid"
+                    assert raw.headers["x-ladder-route-reason"] == "small model's output is invalid"
                 else:
                     assert raw.headers["x-ladder-route"] == "zero-shot"
                     assert 0 < float(raw.headers["x-ladder-confidence"]) <= 1
@@ -277,3 +281,36 @@ def test_large_model_priced_from_the_book_by_its_name(oracle):
             (row["tokens_in"] * 0.15 + row["tokens_out"] * 0.60) / 1e6
         )
         assert row["cost_usd"] > 0
+
+
+def test_an_invalid_large_answer_never_replaces_a_valid_small_one():
+    """Below the threshold the large model is asked, but its invalid answer is not returned."""
+    import asyncio
+
+    from ladder.serve.router import Route
+    from ladder.serve.targets import Answer
+
+    class Model:
+        def __init__(self, route, valid, confidence=None):
+            self.route, self.valid, self.confidence, self.calls = route, valid, confidence, 0
+
+        async def answer(self, call):
+            self.calls += 1
+            return Answer("x", self.route, valid=self.valid, confidence=self.confidence)
+
+    class Up:
+        last_error = None
+
+        def up(self):
+            return True
+
+        def recovered(self):
+            pass
+
+    small, bad_large = Model("few-shot", True, 0.1), Model("few-shot@big", False)
+    ans = asyncio.run(Route("t", small, bad_large, 0.5, Up()).answer(None))
+    assert bad_large.calls == 1 and ans.route == "few-shot" and ans.valid
+    assert "large model's answer is invalid" in ans.extra["reason"]
+    good_large = Model("few-shot@big", True)
+    ans = asyncio.run(Route("t", small, good_large, 0.5, Up()).answer(None))
+    assert ans.route == "few-shot@big" and ans.extra["reason"].startswith("confidence 0.1")

@@ -131,6 +131,12 @@ def serve_cmd(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="accept requests without an API key (loopback only)")
     ] = False,
+    public_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--public-metrics", help="serve /metrics without an API key (for a keyless scraper)"
+        ),
+    ] = False,
     max_body: Annotated[int, typer.Option("--max-body-bytes", min=1024)] = 1_000_000,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="most tokens a request may generate")
@@ -219,7 +225,11 @@ def serve_cmd(
         )
         console.print(f"[bold]Serving[/] http://{host}:{port}/v1  (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutting down
-            run_server(create_app(catalog, log_db, auth=not no_auth), host, port)
+            run_server(
+                create_app(catalog, log_db, auth=not no_auth, public_metrics=public_metrics),
+                host,
+                port,
+            )
         console.print("Stopped; the request log is flushed.")
     finally:
         catalog.close()

@@ -135,8 +135,13 @@ def _error_response(exc: ApiError):
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-def create_app(catalog: Catalog, db: LogDB | None, *, auth: bool = True):
-    """The FastAPI app; closing the log (flushing it) happens at the app's shutdown."""
+def create_app(
+    catalog: Catalog, db: LogDB | None, *, auth: bool = True, public_metrics: bool = False
+):
+    """The FastAPI app; closing the log (flushing it) happens at the app's shutdown.
+
+    `/metrics` needs an API key like the API unless `public_metrics` (a scraper without keys).
+    """
 
     gw = Gateway(catalog, db, auth=auth)
 
@@ -227,7 +232,9 @@ def create_app(catalog: Catalog, db: LogDB | None, *, auth: bool = True):
         }
 
     @app.get("/metrics")
-    async def metrics():
+    async def metrics(request: Request):
+        if not public_metrics:
+            await gw.key_id(request)
         data, ctype = gw.metrics.render()
         return Response(data, media_type=ctype)
 

@@ -66,6 +66,15 @@ class Gateway:
         return hit[0]
 
     async def body(self, request) -> Any:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(
+                400,
+                f"Unsupported Content-Type '{ctype or '(none)'}': send the body as JSON with "
+                "'Content-Type: application/json'.",
+                param="Content-Type",
+                code="invalid_content_type",
+            )
         limit = self.limits.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -161,6 +170,8 @@ class Gateway:
         h = {"x-ladder-route": ans.route, "x-ladder-cache": cache, "x-request-id": rid}
         if ans.confidence is not None:
             h["x-ladder-confidence"] = f"{ans.confidence:.4g}"
+        if ans.extra.get("reason"):
+            h["x-ladder-route-reason"] = _ascii(ans.extra["reason"])
         if ans.fallback:
             h["x-ladder-fallback"] = ans.fallback.encode("ascii", "replace").decode()[:200]
         return h
@@ -209,6 +220,10 @@ class Gateway:
             self.writer.q.put_nowait(rec)
         except queue.Full:  # never drop a row: wait for room, off the event loop
             await run_in_threadpool(self.writer.put, rec)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:200]
 
 
 def _too_big(limit: int) -> ApiError:

@@ -272,6 +272,11 @@ class Route(Target):
             self.health.failed(_short(exc))
             return self._fallback(small, why, f"large model failed: {_short(exc)}")
         self.health.recovered()
+        if large.valid is False and small is not None and small.valid:
+            small.extra["reason"] = (
+                f"{why}; the large model's answer is invalid, kept the small one"
+            )
+            return small
         large.confidence = small.confidence if small is not None else None
         large.threshold = self.threshold
         large.extra["reason"] = why

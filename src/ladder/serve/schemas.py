@@ -1,8 +1,10 @@
 """OpenAI wire format: requests validated at the edge, responses, stream chunks and errors.
 
-Requests accept the parameters OpenAI clients send; unknown extra fields are ignored (clients
-add new ones faster than servers learn them), but a known field of the wrong type or range is
-a 400 naming the parameter, exactly as the OpenAI API answers it.
+Requests are validated strictly, as the OpenAI API does: a field of the wrong type (`"10"` or
+`true` for an integer, `"yes"` for a boolean) or range, an unknown field, or a parameter Ladder
+cannot honour (`tools`, `response_format`, `logprobs`, penalties, ...) is a 400 whose `param`
+names it; nothing is accepted and silently ignored. The JSON's nesting depth is checked before
+parsing, so a deeply nested body is a 400, never a RecursionError.
 """
 
 from __future__ import annotations
@@ -42,19 +44,54 @@ class ApiError(Exception):
         }
 
 
+MAX_DEPTH = 32  # JSON nesting allowed in a request body (OpenAI's bodies need about 6)
+
+# Parameters of OpenAI's API that Ladder does not implement: refused with a 400 naming them
+# unless sent with the value that means "off" (what clients send by default).
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "response_format": ({"type": "text"},),
+    "tools": ([],),
+    "tool_choice": ("none",),
+    "functions": ([],),
+    "function_call": ("none",),
+    "parallel_tool_calls": (),
+    "logprobs": (False, 0),
+    "top_logprobs": (0,),
+    "logit_bias": ({},),
+    "frequency_penalty": (0, 0.0),
+    "presence_penalty": (0, 0.0),
+    "top_p": (1, 1.0),
+    "echo": (False,),
+    "best_of": (1,),
+    "suffix": ("",),
+    "audio": (),
+    "modalities": (["text"],),
+    "prediction": (),
+    "reasoning_effort": (),
+    "web_search_options": (),
+}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include_usage: bool = Field(False)
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
     n: int = Field(1, ge=1, le=1, description="one choice per request")
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    stream: bool = False
-    stream_options: dict[str, Any] | None = None
+    stop: str | list[str] | None = Field(None)
+    seed: int | None = Field(None)
+    stream: bool = Field(False)
+    stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)
+    metadata: dict[str, str] | None = Field(None)
+    store: bool | None = Field(None)
 
     @field_validator("stop")
     @classmethod
@@ -69,14 +106,15 @@ class _Request(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
     def include_usage(self) -> bool:
-        return bool((self.stream_options or {}).get("include_usage"))
+        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, Any]] | None = Field(None)
+    name: str | None = Field(None)
 
     def text(self) -> str:
         if self.content is None:
@@ -100,7 +138,7 @@ class ChatRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str]
+    prompt: str | list[str] = ...
 
     @field_validator("prompt")
     @classmethod
@@ -118,7 +156,7 @@ class CompletionRequest(_Request):
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str = Field(min_length=1, max_length=128, description="the response id to rate")
     rating: Literal["good", "bad"]
@@ -129,12 +167,21 @@ def parse(model: type[BaseModel], body: Any) -> Any:
     """Validate a JSON body; the first problem becomes a 400 naming its parameter."""
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
+    if model is not FeedbackRequest:
+        body = _refuse_unsupported(body)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        param = ".".join(str(p) for p in err["loc"] if not _union_tag(p)) or None
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            raise ApiError(
+                400,
+                f"Unrecognized request argument supplied: '{param}'.",
+                param=param,
+                code="unknown_parameter",
+            ) from None
         if err["type"] == "missing":
             raise ApiError(
                 400,
@@ -147,7 +194,59 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         ) from None
 
 
+def _union_tag(part: Any) -> bool:
+    """A location step pydantic adds for a union's branch (`str`, `list[str]`), not a field."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+
+
+def _refuse_unsupported(body: dict) -> dict:
+    """The body less unsupported parameters sent as "off"; any other use of one is a 400."""
+    for name, off in UNSUPPORTED.items():
+        if name in body and body[name] is not None and not _is_off(body[name], off):
+            raise ApiError(
+                400,
+                f"Unsupported parameter: '{name}' is not supported by Ladder's gateway; "
+                "remove it from the request.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    return {k: v for k, v in body.items() if k not in UNSUPPORTED}
+
+
+def _is_off(value: Any, off: tuple[Any, ...]) -> bool:
+    # `True == 1` in Python: compare types too, so `logprobs: true` is not taken for "off"
+    return any(type(value) is type(o) and value == o for o in off)
+
+
+def check_depth(raw: bytes, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit` before parsing it (no recursion, no RecursionError)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    depth, in_str, esc = 0, False, False
+    for b in raw:
+        if in_str:
+            if esc:
+                esc = False
+            elif b == 0x5C:  # backslash
+                esc = True
+            elif b == 0x22:  # quote
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                raise ApiError(
+                    400,
+                    f"The JSON body nests deeper than {limit} levels; flatten it.",
+                    code="invalid_json",
+                )
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+
+
 def loads(raw: bytes) -> Any:
+    check_depth(raw)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
