@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -120,7 +121,7 @@ def test_a_run_being_climbed_is_locked_against_a_second_resume(classify_task):
 
 
 def _climb_at_a_fixed_second(task: str, runs: str, start, out) -> None:
-    import ladder.climb as lc
+    lc = importlib.import_module("ladder.climb")  # the module (ladder.climb names the API function)
 
     os.environ["LADDER_RUNS"] = runs
     lc.time.strftime = lambda fmt, *a: "20261201-120000"  # both processes in the same second
