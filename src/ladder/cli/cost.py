@@ -160,7 +160,8 @@ def _from_run(target: str, volume: str | None, prices: list[str], runs: str | No
         pay = payback_words(r.get("payback_days"), cpd, human, months)
         console.print(
             f"{r['tuned']} vs {r['prompted']}: break-even "
-            f"{'never' if be is None else human(be) + ' calls/day'}; pays back {pay}",
+            f"{'never' if be is None else human(be) + ' calls/day'}; "
+            f"{pay if pay.startswith('never') else 'pays back ' + pay}",
             highlight=False,
             soft_wrap=True,
         )

@@ -116,7 +116,8 @@ def print_sides(sides: list[Side], once_lines, cpd: float, months: float, maint:
         out.append(
             f"Fine-tune   {money(tuned.one_time)} one-time, retrained every {months:g} "
             f"month{'' if months == 1 else 's'}: "
-            f"÷ {months:g} + {money(maint)}/month maintenance"
+            f"÷ {months:g} + {money(maint)}/month maintenance = "
+            f"{money(tuned.one_time / months + maint)}/month"
         )
     r = compare(tuned.option(), prompted.option(), cpd, months)
     share = r["saving_per_month"] / r["monthly_before"] if r["monthly_before"] else 0.0
