@@ -33,7 +33,9 @@ def promptfoo_bin() -> Path:
     if not exe.exists():
         prefix.mkdir(parents=True, exist_ok=True)
         cmd = ["npm", "install", "--prefix", str(prefix), f"promptfoo@{PROMPTFOO}", "--no-audit"]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        # a dependency's postinstall would download a browser promptfoo's eval does not need
+        env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
         if res.returncode or not exe.exists():
             pytest.skip(f"cannot install promptfoo@{PROMPTFOO} from npm: {res.stderr[-400:]}")
     return exe
