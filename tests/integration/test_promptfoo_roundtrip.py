@@ -35,6 +35,10 @@ def promptfoo_bin() -> Path:
         cmd = ["npm", "install", "--prefix", str(prefix), f"promptfoo@{PROMPTFOO}", "--no-audit"]
         # a dependency's postinstall would download a browser promptfoo's eval does not need
         env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+        if Path("/usr/include/node/node_api.h").exists():  # Debian's headers: better-sqlite3
+            env["npm_config_nodedir"] = (
+                "/usr"  # builds from source when its prebuilt download fails
+            )
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
         if res.returncode or not exe.exists():
             pytest.skip(f"cannot install promptfoo@{PROMPTFOO} from npm: {res.stderr[-400:]}")
