@@ -55,6 +55,9 @@ class HardwarePrice(_Strict):
     per_hour: float | None = Field(None, gt=0)
     per_vcpu_hour: float | None = Field(None, gt=0)
     match: list[str] = Field(default_factory=list, description="words of the GPU name")
+    peak_tflops: float | None = Field(
+        None, gt=0, description="dense bf16/fp16 tensor TFLOP/s of one GPU (training estimates)"
+    )
     source: str = ""
 
     @model_validator(mode="after")
@@ -68,6 +71,7 @@ class Assumptions(_Strict):
     amortize_months: float = Field(3, gt=0, description="one-time costs spread over months")
     maintenance_per_month: float = Field(0.0, ge=0, description="$ per month per fine-tune")
     labelling_per_example: float = Field(0.0, ge=0, description="$ per labelled example")
+    engineer_per_hour: float = Field(0.0, ge=0, description="$ per engineering hour")
 
 
 class AssumptionsSpec(_Strict):
@@ -76,6 +80,7 @@ class AssumptionsSpec(_Strict):
     amortize_months: float | None = Field(None, gt=0)
     maintenance_per_month: float | None = Field(None, ge=0)
     labelling_per_example: float | None = Field(None, ge=0)
+    engineer_per_hour: float | None = Field(None, ge=0)
 
 
 class PricesSpec(_Strict):

@@ -34,6 +34,7 @@ def _register() -> None:
         climb,
         cost,
         curate,
+        export,
         ingest,
         init,
         keys,
@@ -44,7 +45,20 @@ def _register() -> None:
         train,
     )
 
-    for module in (climb, init, models, runs, ingest, train, cost, report, serve, curate, keys):
+    for module in (
+        climb,
+        init,
+        models,
+        runs,
+        ingest,
+        train,
+        cost,
+        report,
+        serve,
+        curate,
+        keys,
+        export,
+    ):
         module.register(app)
     _registered = True
 

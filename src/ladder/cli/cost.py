@@ -12,18 +12,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ladder.cli.cost_flags import Flags, standalone
 from ladder.cli.render import console, print_wide
-from ladder.economics import (
-    DAYS_PER_MONTH,
-    VolumeError,
-    human,
-    money,
-    parse_volume,
-    per_month,
-    prompt_shrink,
-)
+from ladder.economics import VolumeError, human, money, parse_volume, per_month
 from ladder.errors import StoreError
-from ladder.prices import ModelPrice, PriceBook, PriceError, load_price_book
+from ladder.prices import load_price_book
+from ladder.scenario import payback_words
 from ladder.store.db import Store
 
 Opt = typer.Option
@@ -53,21 +47,69 @@ def cost_cmd(
         str | None, Opt("--tuned-model", help="price-book model after tuning (default: --model)")
     ] = None,
     price_in: Annotated[
-        float | None, Opt("--price-in", min=0, max=1e6, help="$ per M input tokens")
+        float | None,
+        Opt("--price-in", min=0, max=1e6, help="$/M input tokens of the prompted model"),
     ] = None,
     price_out: Annotated[
-        float | None, Opt("--price-out", min=0, max=1e6, help="$ per M output")
+        float | None, Opt("--price-out", min=0, max=1e6, help="$/M output, prompted")
+    ] = None,
+    tuned_price_in: Annotated[
+        float | None,
+        Opt("--tuned-price-in", min=0, max=1e6, help="$/M input tokens, fine-tuned model"),
+    ] = None,
+    tuned_price_out: Annotated[
+        float | None, Opt("--tuned-price-out", min=0, max=1e6, help="$/M output, fine-tuned model")
+    ] = None,
+    tuned_seconds: Annotated[
+        float | None,
+        Opt("--tuned-seconds", min=0, max=1e4, help="self-hosted: s per call (at batch)"),
+    ] = None,
+    tuned_hardware: Annotated[
+        str | None, Opt("--tuned-hardware", help="self-hosted: price-book hardware kind")
     ] = None,
     training_cost: Annotated[
         float, Opt("--training-cost", min=0, max=1e10, help="$ one-time")
     ] = 0.0,
+    train_hardware: Annotated[
+        str | None, Opt("--train-hardware", help="hardware kind training runs on")
+    ] = None,
+    train_gpus: Annotated[
+        int, Opt("--train-gpus", min=1, max=100000, help="GPUs (vCPUs for cpu)")
+    ] = 1,
+    train_hours: Annotated[
+        float | None, Opt("--train-hours", min=0, max=1e6, help="measured training hours")
+    ] = None,
+    train_params: Annotated[
+        str | None, Opt("--train-params", help="model size for an estimate: 7B")
+    ] = None,
+    train_tokens: Annotated[
+        str | None, Opt("--train-tokens", help="tokens trained on (× epochs): 20M")
+    ] = None,
+    mfu: Annotated[float, Opt("--mfu", min=0.01, max=1, help="model FLOPs utilisation")] = 0.35,
+    labelling: Annotated[
+        float | None, Opt("--labelling", min=0, max=1e4, help="$ per labelled example")
+    ] = None,
+    examples: Annotated[int, Opt("--examples", min=0, max=10**9, help="examples labelled")] = 0,
+    prompt_hours: Annotated[
+        float,
+        Opt("--prompt-hours", min=0, max=1e5, help="engineering hours of the prompted option"),
+    ] = 0.0,
+    tuning_hours: Annotated[
+        float, Opt("--tuning-hours", min=0, max=1e5, help="engineering hours of the fine-tune")
+    ] = 0.0,
+    engineer_rate: Annotated[
+        float | None, Opt("--engineer-rate", min=0, max=1e5, help="$ per engineering hour")
+    ] = None,
+    retrain_every: Annotated[
+        float | None, Opt("--retrain-every", min=0.1, max=120, help="months between retrainings")
+    ] = None,
     maintenance: Annotated[
         float | None, Opt("--maintenance", min=0, max=1e9, help="$ per month to keep the fine-tune")
     ] = None,
     prices: Annotated[list[str] | None, Opt("--prices", help="price file(s)")] = None,
     runs: Annotated[str | None, Opt("--runs", help="run store folder")] = None,
 ) -> None:
-    """Cost per call and per month of each option, and the break-even volume of fine-tuning."""
+    """Cost per call and per month of each option, payback and the break-even volume."""
     if target is None:
         if volume is None or prompt_tokens is None or tuned_prompt_tokens is None:
             raise typer.BadParameter(
@@ -75,74 +117,12 @@ def cost_cmd(
                 "(and --model or --price-in/--price-out)"
             )
         book = load_price_book(files=prices or [])
-        before = _price(book, model, price_in, price_out, "--model")
-        after = _price(book, tuned_model or model, price_in, price_out, "--tuned-model")
         maint = book.assumptions.maintenance_per_month if maintenance is None else maintenance
-        args = (prompt_tokens, tuned_prompt_tokens, output_tokens, before, after)
-        _standalone(parse_volume(volume), *args, training_cost, maint, book)
+        months = retrain_every or book.assumptions.amortize_months
+        flags = {k: v for k, v in locals().items() if k in Flags.__dataclass_fields__}
+        standalone(Flags(**flags), book, parse_volume(volume), months, maint)
         return
     _from_run(target, volume, prices or [], runs)
-
-
-def _price(book: PriceBook, name, p_in, p_out, flag: str) -> ModelPrice:
-    if p_in is not None or p_out is not None:
-        return ModelPrice(input=p_in or 0.0, output=p_out or 0.0, source="flags")
-    if not name:
-        raise typer.BadParameter("give --model NAME or --price-in/--price-out", param_hint=flag)
-    found = book.model(name)
-    if found is None:
-        raise PriceError(
-            f"no price for the model {name!r} in the price book.",
-            fix="pass --price-in/--price-out, or add it under `models:` in a file given with --prices "
-            f"(known: {', '.join(book.models)}).",
-        )
-    return found[1]
-
-
-def _standalone(cpd, before_t, after_t, out_t, before, after, once, maint, book) -> None:
-    """The arithmetic, line by line, so a reader can check every figure."""
-    months = book.assumptions.amortize_months
-    r = prompt_shrink(
-        cpd * DAYS_PER_MONTH, before_t, after_t, out_t, before, after, once, months, maint
-    )
-    n = r["calls_per_month"]
-    console.print(
-        f"Volume      {n:,.0f} calls/month ({human(cpd)}/day)", highlight=False, soft_wrap=True
-    )
-    for tag, tok, key, price in (
-        ("Prompted", before_t, "before", before),
-        ("Fine-tuned", after_t, "after", after),
-    ):
-        console.print(
-            f"{tag:<11} {n:,.0f} × {tok:,.0f} tokens = {human(r['input_tokens_' + key])} input tokens "
-            f"× ${price.input}/M = {money(r['input_cost_' + key])}/month",
-            highlight=False,
-            soft_wrap=True,
-        )
-        if out_t:
-            console.print(
-                f"{'':<11} {n:,.0f} × {out_t:,.0f} tokens out × ${price.output}/M = {money(r['output_cost_' + key])}/month",
-                highlight=False,
-            )
-    if once or maint:
-        console.print(
-            f"Fine-tune   {money(once)} one-time ÷ {months:g} months + {money(maint)}/month maintenance",
-            highlight=False,
-            soft_wrap=True,
-        )
-    share = r["saving_per_month"] / r["monthly_before"] if r["monthly_before"] else 0.0
-    console.print(
-        f"[bold]Saving      {money(r['saving_per_month'])}/month ({money(r['saving_per_year'])}/year), "
-        f"{100 * share:.0f}% of the bill[/]",
-        highlight=False,
-    )
-    be = r["break_even_per_day"]
-    tail = (
-        "never (the fine-tuned call is not cheaper)"
-        if be is None
-        else f"{human(be)} calls/day ({human(r['break_even_per_month'])}/month)"
-    )
-    console.print(f"Break-even  {tail}", highlight=False, soft_wrap=True)
 
 
 def _from_run(target: str, volume: str | None, prices: list[str], runs: str | None) -> None:
@@ -185,10 +165,14 @@ def _from_run(target: str, volume: str | None, prices: list[str], runs: str | No
         f"Run {run_id} · {human(cpd)} calls/day = {human(per_month(cpd))}/month", highlight=False
     )
     print_wide(t)
+    months = data["prices"]["assumptions"]["amortize_months"]
     for r in data["decision"]["break_even"]:
         be = r["break_even_per_day"]
+        pay = payback_words(r.get("payback_days"), cpd, human, months)
         console.print(
-            f"{r['tuned']} vs {r['prompted']}: break-even {'never' if be is None else human(be) + ' calls/day'}",
+            f"{r['tuned']} vs {r['prompted']}: break-even "
+            f"{'never' if be is None else human(be) + ' calls/day'}; "
+            f"{pay if pay.startswith('never') else 'pays back ' + pay}",
             highlight=False,
             soft_wrap=True,
         )

@@ -15,7 +15,12 @@ def register(app: typer.Typer) -> None:
 
 
 def init_cmd(
-    data: Annotated[Path, typer.Argument(help="a CSV, TSV, JSONL or JSON file of examples")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="a CSV, TSV, JSONL or JSON file of examples, or a promptfooconfig.yaml"
+        ),
+    ],
     input: Annotated[
         list[str] | None, typer.Option("--input", help="input column (repeat for several)")
     ] = None,
@@ -36,12 +41,17 @@ def init_cmd(
 ) -> None:
     """Write a starter task.yaml for DATA (guessing columns and kind), then show its split."""
     from ladder.dataset import load_dataset
+    from ladder.promptfoo_init import is_promptfoo_config, write_task
     from ladder.starter import write_starter
     from ladder.task import load_task
 
-    task_file, st = write_starter(
-        data, out, force=force, inputs=input, output=label, id=id, kind=kind, name=name
-    )
+    imported = None
+    if is_promptfoo_config(data):
+        task_file, st, imported = write_task(data, out, name, force)
+    else:
+        task_file, st = write_starter(
+            data, out, force=force, inputs=input, output=label, id=id, kind=kind, name=name
+        )
     task = load_task(task_file)
     ds = load_dataset(task, leakage="report")
     c = ds.counts()
@@ -61,6 +71,13 @@ def init_cmd(
         console.print(
             f"  [yellow]{len(ds.leaks)} hold-out input(s) duplicate train/dev[/]: climb will refuse until you dedupe, or set `leakage: {{mode: drop}}`."
         )
+    if imported is not None:
+        console.print(
+            f"  from promptfoo: {len(imported.rows)} tests, {len(imported.templates)} prompt(s) "
+            "as zero-shot variants " + ", ".join(imported.templates)
+        )
+        for n in imported.notes:
+            console.print(f"  [yellow]{n}[/]")
     for w in ds.warnings:
         if "duplicate" not in w:
             console.print(f"  [yellow]{w}[/]")

@@ -24,6 +24,7 @@ from ladder.economics import (
     option_of,
 )
 from ladder.evaluation.compare import find
+from ladder.scenario import payback_days
 
 PROMPTING = ("zero-shot", "few-shot")
 RETRIEVAL = ("rag", "long-context")
@@ -193,7 +194,9 @@ def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
     rows = []
     for t in (c for c in cards if is_fine_tuned(c)):
         for p in (c for c in cards if not is_fine_tuned(c)):
-            be = break_even(option_of(t.rung, t.cost), option_of(p.rung, p.cost), f.amortize_months)
+            tuned, prompted = option_of(t.rung, t.cost), option_of(p.rung, p.cost)
+            be = break_even(tuned, prompted, f.amortize_months)
+            pay = payback_days(tuned, prompted, f.calls_per_day) if f.calls_per_day else None
             rows.append(
                 {
                     "tuned": t.rung,
@@ -202,6 +205,7 @@ def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
                     "per_call_prompted": p.cost["per_call"],
                     "break_even_per_month": be,
                     "break_even_per_day": _per_day(be),
+                    "payback_days": pay,
                     "prompted_meets_bar": meets(p, f),
                 }
             )
