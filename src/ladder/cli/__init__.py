@@ -34,6 +34,7 @@ def _register() -> None:
         climb,
         cost,
         curate,
+        export,
         ingest,
         init,
         keys,
@@ -46,6 +47,7 @@ def _register() -> None:
 
     for module in (climb, init, models, runs, ingest, train, cost, report, serve, curate, keys):
         module.register(app)
+    export.register(app)  # `ladder export dataset` (other exporters join this group)
     _registered = True
 
 
