@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import get_field, read_rows
+from ladder.dataset import get_field, label_names, read_source, render_input
 from ladder.errors import DataError, TaskError
 from ladder.fsutil import atomic_write_json, atomic_write_text
 
@@ -49,6 +49,8 @@ INPUT_NAMES = (
     "sentence",
 )
 MAX_LABELS = 200
+# file names that say which split a file is, not what the data is: name the task after the folder
+GENERIC_STEMS = ("train", "test", "validation", "valid", "val", "dev", "data", "default", "all")
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Starter:
     counts: Counter
     schema: dict[str, Any] | None
     rows: int
+    split: str | None = None
+    label_names: list[str] | None = None
+    dropped: dict[str, int] | None = None  # rows `load_dataset` will not keep, by reason
 
 
 def _columns(rows: list[tuple[int, dict[str, Any]]]) -> list[str]:
@@ -139,8 +144,15 @@ def analyse(
     id: str | None = None,
     kind: str | None = None,
     name: str | None = None,
+    split: str | None = None,
+    label_names: list[str] | None = None,
 ) -> Starter:
-    rows = read_rows(path)
+    if path.is_dir():
+        from ladder.hfdata import read_table_rows
+
+        split, _, rows = read_table_rows(path, split)
+    else:
+        rows, _ = read_source(path, "auto", split)
     cols = _columns(rows)
 
     def check(col: str, role: str) -> str:
@@ -191,6 +203,9 @@ def analyse(
                 fix="name it: `ladder init DATA --input COLUMN`.",
             )
         inputs = [best]
+    if label_names:
+        rows = [(n, label_names_map(r, output, label_names, path, n)) for n, r in rows]
+    rows, dropped = _kept_rows(rows, inputs, id, output)
     outs = [get_field(r, output)[1] for _, r in rows]
     objs = [_as_object(v) for v in outs]
     if kind is None:
@@ -228,12 +243,61 @@ def analyse(
             f"`ladder init` writes classify or extract tasks, not {kind!r}.",
             fix="use --kind classify or --kind extract.",
         )
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or path.stem).strip("-") or "task"
-    return Starter(slug, kind, id, inputs, output, labels, counts, schema, len(rows))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or task_name(path)).strip("-") or "task"
+    st = Starter(slug, kind, id, inputs, output, labels, counts, schema, len(rows))
+    st.split, st.label_names, st.dropped = split, label_names, dropped
+    return st
+
+
+label_names_map = label_names
+
+
+def task_name(path: Path) -> str:
+    """The dataset's name: the folder for a dataset folder or a file named by its split."""
+    path = path.resolve()
+    if path.is_dir():
+        return path.name
+    stem = re.split(r"[-_.]", path.stem, maxsplit=1)[0] if "-of-" in path.stem else path.stem
+    while stem.lower() in GENERIC_STEMS and path.parent != path:
+        path = path.parent
+        stem = path.name
+    return stem
+
+
+def _kept_rows(rows, inputs: list[str], id: str | None, output: str):
+    """The rows `load_examples` keeps: without an id, one per distinct input (the first).
+
+    `conflicting` counts the dropped duplicates whose answer differs from the kept one's.
+    """
+    dropped = {"duplicate": 0, "conflicting": 0}
+    if id:
+        return rows, dropped
+    first: dict[str, str] = {}
+    kept = []
+    for n, r in rows:
+        text, answer = render_input(r, inputs), str(get_field(r, output)[1])
+        if text in first:
+            dropped["duplicate"] += 1
+            dropped["conflicting"] += first[text] != answer
+            continue
+        first[text] = answer
+        kept.append((n, r))
+    return kept, dropped
 
 
 def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
+
+
+def _dropped_comment(st: Starter) -> list[str]:
+    d = st.dropped or {}
+    if not d.get("duplicate"):
+        return [f"# {st.rows} rows read, all kept."]
+    return [
+        f"# {st.rows + d['duplicate']} rows read; {d['duplicate']} dropped as duplicate inputs "
+        f"({d['conflicting']} of them with a different answer): the label counts below are of the "
+        f"{st.rows} kept."
+    ]
 
 
 def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
@@ -241,6 +305,7 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
     lines = [
         f"# ladder climb {folder}",
         f"# Written by `ladder init` from {data_rel}. Edit the instructions, the bar and the volume.",
+        *_dropped_comment(st),
         f"name: {st.name}",
         f"kind: {st.kind}",
         "instructions: "
@@ -270,6 +335,12 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
         else "  # id: no unique id column found; ids are hashes of the input text",
         f"  input: {inp}",
         f"  output: {_q(st.output)}",
+        *([f"  split: {_q(st.split)}   # the dataset's split read"] if st.split else []),
+        *(
+            ["  label_names: [" + ", ".join(map(_q, st.label_names)) + "]   # class ids 0, 1, ..."]
+            if st.label_names
+            else []
+        ),
         "split: {train: 0.6, dev: 0.15, holdout: 0.25}   # by a hash of each id: stable as data grows",
         "leakage: {mode: refuse}   # or drop / report hold-out inputs that duplicate train/dev",
         f"bar: {{metric: {metric}, threshold: 0.8}}   # climb stops at the first rung that reaches it",

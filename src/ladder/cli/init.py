@@ -15,7 +15,12 @@ def register(app: typer.Typer) -> None:
 
 
 def init_cmd(
-    data: Annotated[Path, typer.Argument(help="a CSV, TSV, JSONL or JSON file of examples")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="a CSV, TSV, JSONL, JSON or Parquet file, or a Hugging Face dataset folder"
+        ),
+    ],
     input: Annotated[
         list[str] | None, typer.Option("--input", help="input column (repeat for several)")
     ] = None,
@@ -27,7 +32,17 @@ def init_cmd(
         str | None, typer.Option("--kind", help="classify | extract (default: guessed)")
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="task name (default: the file name)")
+        str | None, typer.Option("--name", help="task name (default: the dataset or folder name)")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="the dataset's split to read (default: its only one, or train)"
+        ),
+    ] = None,
+    label_names: Annotated[
+        str | None,
+        typer.Option("--label-names", help="names of integer class ids 0,1,2,...: a,b,c"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="task folder to write (default: ./NAME)")
@@ -39,8 +54,22 @@ def init_cmd(
     from ladder.starter import write_starter
     from ladder.task import load_task
 
+    names = [n.strip() for n in label_names.split(",")] if label_names else None
+    if names is not None and (len(set(names)) != len(names) or not all(names)):
+        raise typer.BadParameter(
+            "give distinct, non-empty names: a,b,c", param_hint="--label-names"
+        )
     task_file, st = write_starter(
-        data, out, force=force, inputs=input, output=label, id=id, kind=kind, name=name
+        data,
+        out,
+        force=force,
+        inputs=input,
+        output=label,
+        id=id,
+        kind=kind,
+        name=name,
+        split=split,
+        label_names=names,
     )
     task = load_task(task_file)
     ds = load_dataset(task, leakage="report")
@@ -50,6 +79,15 @@ def init_cmd(
     console.print(
         f"  input {', '.join(st.inputs)} · output {st.output} · id {st.id or '(hash of the input)'}"
     )
+    if st.split:
+        console.print(f"  read the dataset's split {st.split!r}", highlight=False)
+    d = st.dropped or {}
+    if d.get("duplicate"):
+        console.print(
+            f"  dropped {d['duplicate']} duplicate input(s) ({d['conflicting']} with a different answer): "
+            f"{st.rows + d['duplicate']} rows read, {st.rows} kept",
+            highlight=False,
+        )
     console.print(f"  split train {c['train']} · dev {c['dev']} · holdout {c['holdout']}")
     if st.kind == "classify":
         small = [lab for lab in st.labels if st.counts[lab] < 5]
