@@ -161,3 +161,49 @@ def test_missing_pyarrow_gives_the_install_command(tmp_path, monkeypatch):
 def test_real_banking77_folder_is_named_after_it(tmp_path, run_cli):
     spec, out, _ = _init(run_cli, SHARED / "banking77" / "train.csv", tmp_path / "t")
     assert spec["name"] == "banking77" and len(spec["labels"]) == 77
+
+
+def test_qa_init_with_documents_detects_gold_evidence(tmp_path, run_cli):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plans.md").write_text("# Plans\nThe Plus plan costs $5.99 per month.\n")
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"What does plan {i} cost per month?",
+            "answer": "$5.99",
+            "evidence": ["plans.md"],
+            "kind": "fact",
+        }
+        for i in range(30)
+    ]
+    (tmp_path / "helpdesk").mkdir()
+    data = tmp_path / "helpdesk" / "questions.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec, out, _ = _init(run_cli, data, tmp_path / "t", "--documents", docs)
+    assert spec["kind"] == "qa" and spec["name"] == "helpdesk"
+    assert spec["data"]["meta"] == ["evidence"] and spec["bar"]["metric"] == "token_f1"
+    task = load_task(tmp_path / "t")
+    assert task.resolve(task.spec.documents).resolve() == docs.resolve()
+    assert "left out kind" in out
+    code, _, err = run_cli("init", data, "--out", tmp_path / "u", "--kind", "qa")
+    assert code == 2 and "--documents FOLDER" in err
+
+
+def test_short_question_and_long_context_are_both_taken(tmp_path, run_cli):
+    rows = [
+        {
+            "question": f"Does drug {i} lower blood pressure?",
+            "context": f"In a trial of {i * 10} patients, drug {i} "
+            + "was compared with placebo. " * 12,
+            "final_decision": ["yes", "no", "maybe"][i % 3],
+        }
+        for i in range(45)
+    ]
+    (tmp_path / "pubmedqa").mkdir()
+    (tmp_path / "pubmedqa" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec, out, _ = _init(
+        run_cli, tmp_path / "pubmedqa" / "train.jsonl", tmp_path / "t", "--label", "final_decision"
+    )
+    assert spec["data"]["input"] == ["question", "context"] and spec["name"] == "pubmedqa"
+    assert "text column context: mean" in out and "(left out)" not in out

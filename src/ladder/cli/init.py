@@ -29,7 +29,10 @@ def init_cmd(
     ] = None,
     id: Annotated[str | None, typer.Option("--id", help="column with a unique id")] = None,
     kind: Annotated[
-        str | None, typer.Option("--kind", help="classify | extract (default: guessed)")
+        str | None,
+        typer.Option(
+            "--kind", help="classify | extract | qa (default: guessed; qa with --documents)"
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="task name (default: the dataset or folder name)")
@@ -44,6 +47,12 @@ def init_cmd(
         str | None,
         typer.Option("--label-names", help="names of integer class ids 0,1,2,...: a,b,c"),
     ] = None,
+    documents: Annotated[
+        Path | None,
+        typer.Option(
+            "--documents", help="folder of documents the questions are answered from (qa)"
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="task folder to write (default: ./NAME)")
     ] = None,
@@ -52,6 +61,7 @@ def init_cmd(
     """Write a starter task.yaml for DATA (guessing columns and kind), then show its split."""
     from ladder.dataset import load_dataset
     from ladder.starter import write_starter
+    from ladder.starter_text import column_lines
     from ladder.task import load_task
 
     names = [n.strip() for n in label_names.split(",")] if label_names else None
@@ -70,15 +80,27 @@ def init_cmd(
         name=name,
         split=split,
         label_names=names,
+        documents=documents,
     )
     task = load_task(task_file)
     ds = load_dataset(task, leakage="report")
     c = ds.counts()
-    what = f"{len(st.labels)} labels" if st.kind == "classify" else "schema.json inferred"
+    what = {
+        "classify": f"{len(st.labels)} labels",
+        "extract": "schema.json inferred",
+        "qa": f"documents {st.documents} · gold evidence {', '.join(st.meta or []) or 'none found'}",
+    }[st.kind]
     console.print(f"Wrote [bold]{task_file}[/]: {st.kind} · {what} · {len(ds.examples)} examples")
     console.print(
         f"  input {', '.join(st.inputs)} · output {st.output} · id {st.id or '(hash of the input)'}"
     )
+    used = {*st.inputs, st.output, st.id, *(st.meta or [])}
+    for line in column_lines(st.texts or {}, used):
+        console.print(f"  text column {line}", highlight=False)
+    left = [c for c in st.texts or {} if c not in used and c != st.id]
+    if left:
+        more = " ".join(f"--input {c}" for c in [*st.inputs, *left])
+        console.print(f"  left out {', '.join(left)}: add with `{more}`", highlight=False)
     if st.split:
         console.print(f"  read the dataset's split {st.split!r}", highlight=False)
     d = st.dropped or {}
