@@ -3,8 +3,9 @@
     python scripts/lock.py write    # refresh constraints.txt from this environment (`make lock`)
     python scripts/lock.py check    # exit 1 when the installed set differs (`make lock-check`)
 
-The project itself, pip/setuptools/wheel and local version tags (torch's `+cpu`) are left out,
-so the file installs on a fresh machine from the package index.
+Only what the project needs with every extra is locked (packages installed by hand and
+required by nothing are left out); the project itself, pip/setuptools/wheel and local version
+tags (torch's `+cpu`) too, so the file installs on a fresh machine from the package index.
 """
 
 from __future__ import annotations
@@ -27,12 +28,40 @@ def canon(name: str) -> str:
 
 
 def installed() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and canon(name) not in SKIP:
-            found[canon(name)] = dist.version.split("+")[0]  # 2.13.0+cpu -> 2.13.0
-    return found
+    dists = {canon(d.metadata["Name"]): d for d in metadata.distributions() if d.metadata["Name"]}
+    need = needed(dists)
+    return {
+        name: d.version.split("+")[0]  # 2.13.0+cpu -> 2.13.0
+        for name, d in dists.items()
+        if name not in SKIP and name in need
+    }
+
+
+def needed(dists: dict) -> set[str]:
+    """Every distribution the project requires (pyproject.toml), with all its extras."""
+    import tomllib  # Python 3.11+: the lock is written and checked from the dev venv
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((LOCK.parent / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    todo = [(Requirement(r), "") for r in reqs]
+    seen: set[tuple[str, str]] = set()
+    need: set[str] = set()
+    while todo:
+        req, extra = todo.pop()
+        name = canon(req.name)
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        if name == "ladder-llm" or name not in dists:
+            continue
+        need.add(name)
+        for e in ["", *req.extras]:
+            if (name, e) not in seen:
+                seen.add((name, e))
+                todo += [(Requirement(r), e) for r in dists[name].requires or []]
+    return need
 
 
 def read_lock(path: Path = LOCK) -> dict[str, str]:
