@@ -134,7 +134,8 @@ def _named_files(folder: Path) -> dict[str, list[Path]]:
     """Files named by split: `train.csv`, `data/test-00000-of-00001.parquet`, ..."""
     out: dict[str, list[Path]] = {}
     for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.suffix.lower() in FILE_SUFFIXES and not f.name.startswith("."):
+        hidden = any(p.startswith(".") for p in f.relative_to(folder).parts)  # .cache/, .git/
+        if f.is_file() and f.suffix.lower() in FILE_SUFFIXES and not hidden:
             split = re.split(r"[-_.]", f.name, maxsplit=1)[0]
             out.setdefault(split, []).append(f)
     return out
