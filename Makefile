@@ -2,12 +2,13 @@
 PY       ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
-# torch stays pinned (constraints.txt): a bare `torch` would pull a multi-GB CUDA build
+# constraints.txt is the lock: every dependency at the version the tests passed with
+# (torch pinned: a bare `torch` would pull a multi-GB CUDA build)
 PIP      := $(BIN)/python -m pip install -c constraints.txt
 EXTRAS   ?= all,dev,llamacpp,pg
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install install-demo demo test test-unit test-integration lint bench clean
+.PHONY: install install-demo demo test test-unit test-integration lint bench clean lock lock-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +51,14 @@ bench: install
 	$(BIN)/python benchmarks/retrieval.py --sizes 10000,100000 --pg --lancedb
 	$(BIN)/python benchmarks/prefix_cache.py --docs 12 --questions 6
 	$(BIN)/python benchmarks/gateway.py
+
+# refresh the lock from this venv after an upgrade (then run `make test` and commit it)
+lock:
+	$(BIN)/python scripts/lock.py write
+
+# fails when the installed packages differ from the lock (CI runs it after `make test`)
+lock-check: install
+	$(BIN)/python scripts/lock.py check
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -99,6 +99,29 @@ def _example(row: dict[str, Any]) -> Example | None:
     return Example(ex_id, row["input"], output, meta)
 
 
+def write_card(out: Path, task: Task, res: Curated, fmt: str, **filters: Any) -> Path:
+    """The dataset card beside a curated file: `next.jsonl` -> `next.README.md`."""
+    from ladder.trainsets import render_card
+
+    c = res.counts
+    shown = ", ".join(f"{k} {v}" for k, v in filters.items() if v) or "none"
+    prov = [
+        f"the gateway's request log for task `{task.name}`: {c['logged']} logged requests; filters: {shown}",
+        f"dropped: {c['unusable']} not a task answer, {c['route']} other route, {c['feedback']} "
+        f"feedback, {c['invalid']} invalid, {c['duplicate']} duplicate input",
+    ]
+    decon = [
+        f"{c['known']} already in the task's train/dev split (normalised text) left out",
+        f"{c['holdout']} equal or nearly equal to a hold-out input (Jaccard ≥ "
+        f"{task.spec.leakage.near_duplicate}) left out, so the next climb's hold-out stays clean",
+    ]
+    files = {"train": (out.name, c["kept"])}
+    card = out.with_name(out.stem + ".README.md")
+    return atomic_write_text(
+        card, render_card(task, fmt, files, provenance=prov, decontamination=decon)
+    )
+
+
 def write_jsonl(path: str | Path, examples: list[Example]) -> Path:
     text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
     return atomic_write_text(path, text)

@@ -93,17 +93,41 @@ def detect_format(path: Path, declared: str) -> str:
         ".json": "json",
         ".csv": "csv",
         ".tsv": "tsv",
-    }.get(suffix, "")
+        ".parquet": "parquet",
+        ".arrow": "arrow",
+    }.get(suffix, "hf" if path.is_dir() else "")
+
+
+def read_source(
+    path: Path, fmt: str = "auto", split: str | None = None
+) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+    """(rows, sha256 of what was read): a data file, or one split of a dataset folder."""
+    from ladder.hfdata import digest, is_table_source, read_table_rows
+
+    if fmt in ("parquet", "arrow", "hf") or (fmt == "auto" and is_table_source(path)):
+        _, files, rows = read_table_rows(path, split)
+        return rows, digest(files)
+    if split is not None:
+        raise DataError(
+            f"`split: {split}` needs a dataset folder or a Parquet file, not a {path.suffix} file.",
+            where=path,
+            fix="remove `split`, or point `path` at the dataset folder.",
+        )
+    rows = read_rows(path, fmt)
+    return rows, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_rows(path: Path, fmt: str = "auto") -> list[tuple[int, dict[str, Any]]]:
     """Rows of a JSONL/JSON/CSV/TSV file as (line or row number, mapping)."""
     fmt = detect_format(path, fmt)
+    if fmt in ("parquet", "arrow", "hf"):
+        return read_source(path, fmt)[0]
     if not fmt:
         raise DataError(
             f"cannot tell the format from the extension {path.suffix!r}.",
             where=path,
-            fix="use .jsonl, .json, .csv or .tsv, or set `data.format` in task.yaml.",
+            fix="use .jsonl, .json, .csv, .tsv or .parquet (or a Hugging Face dataset folder), "
+            "or set `data.format` in task.yaml.",
         )
     text = read_text(path, "data file", DataError)
     if not text.strip():
@@ -268,7 +292,9 @@ def load_examples(
 
     spec = spec or task.spec.data
     path = task.resolve(spec.path)
-    rows = read_rows(path, spec.format)
+    rows, digest = read_source(path, spec.format, spec.split)
+    if spec.label_names and spec.output:
+        rows = [(n, label_names(r, spec.output, spec.label_names, path, n)) for n, r in rows]
     kind = registries().kinds.get(task.kind)
     columns = [spec.input] if isinstance(spec.input, str) else list(spec.input)
     examples: list[Example] = []
@@ -340,7 +366,6 @@ def load_examples(
         )
     if not examples:
         raise DataError("no usable examples.", where=path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return examples, path, digest
 
 
@@ -354,6 +379,22 @@ def _note_duplicate(
         what = f"line/row {line}: same input as line/row {first} but output {output!r} (kept {kept.output!r}): dropped"
     if skipped is not None:
         skipped.append(what)
+
+
+def label_names(row: dict[str, Any], col: str, names: list[str], path: Path, line: int) -> dict:
+    """Map an integer class id (or its digits as text) in `col` to its name from `names`."""
+    v = row.get(col)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        v = int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        if not 0 <= v < len(names):
+            raise DataError(
+                f"line/row {line}: class id {v} in {col!r}, but only {len(names)} label names are given.",
+                where=path,
+                fix="give one name per class id, in order (`--label-names a,b,c` / `data.label_names`).",
+            )
+        row = {**row, col: names[v]}
+    return row
 
 
 class UnknownLabel(ValueError):

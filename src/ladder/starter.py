@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import get_field, read_rows
+from ladder.dataset import get_field, label_names, read_source, render_input
 from ladder.errors import DataError, TaskError
 from ladder.fsutil import atomic_write_json, atomic_write_text
+from ladder.starter_text import evidence_columns, text_columns, with_context
 
 OUTPUT_NAMES = (
     "label",
@@ -49,6 +50,19 @@ INPUT_NAMES = (
     "sentence",
 )
 MAX_LABELS = 200
+# file names that say which split a file is, not what the data is: name the task after the folder
+GENERIC_STEMS = (
+    "train",
+    "test",
+    "validation",
+    "valid",
+    "val",
+    "dev",
+    "data",
+    "default",
+    "all",
+    "questions",
+)
 
 
 @dataclass
@@ -62,6 +76,12 @@ class Starter:
     counts: Counter
     schema: dict[str, Any] | None
     rows: int
+    split: str | None = None
+    label_names: list[str] | None = None
+    dropped: dict[str, int] | None = None  # rows `load_dataset` will not keep, by reason
+    texts: dict[str, tuple[float, int]] | None = None  # text columns: mean, max length
+    meta: list[str] | None = None  # qa: the gold evidence columns
+    documents: str | None = None  # qa: the documents folder, relative to the task folder
 
 
 def _columns(rows: list[tuple[int, dict[str, Any]]]) -> list[str]:
@@ -139,8 +159,16 @@ def analyse(
     id: str | None = None,
     kind: str | None = None,
     name: str | None = None,
+    split: str | None = None,
+    label_names: list[str] | None = None,
+    documents: Path | None = None,
 ) -> Starter:
-    rows = read_rows(path)
+    if path.is_dir():
+        from ladder.hfdata import read_table_rows
+
+        split, _, rows = read_table_rows(path, split)
+    else:
+        rows, _ = read_source(path, "auto", split)
     cols = _columns(rows)
 
     def check(col: str, role: str) -> str:
@@ -191,6 +219,16 @@ def analyse(
                 fix="name it: `ladder init DATA --input COLUMN`.",
             )
         inputs = [best]
+        inputs = with_context(inputs, text_columns(rows), {c for c in (id, output) if c})
+    if documents is not None and kind not in (None, "qa"):
+        raise TaskError(
+            f"--documents makes a qa task, not {kind!r}.", fix="drop --kind, or use --kind qa."
+        )
+    if documents is not None or kind == "qa":
+        return _qa_starter(path, rows, cols, inputs, output, id, name, split, documents)
+    if label_names:
+        rows = [(n, label_names_map(r, output, label_names, path, n)) for n, r in rows]
+    rows, dropped = _kept_rows(rows, inputs, id, output)
     outs = [get_field(r, output)[1] for _, r in rows]
     objs = [_as_object(v) for v in outs]
     if kind is None:
@@ -228,12 +266,85 @@ def analyse(
             f"`ladder init` writes classify or extract tasks, not {kind!r}.",
             fix="use --kind classify or --kind extract.",
         )
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or path.stem).strip("-") or "task"
-    return Starter(slug, kind, id, inputs, output, labels, counts, schema, len(rows))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or task_name(path)).strip("-") or "task"
+    st = Starter(slug, kind, id, inputs, output, labels, counts, schema, len(rows))
+    st.split, st.label_names, st.dropped = split, label_names, dropped
+    st.texts = text_columns(rows)
+    return st
+
+
+def _qa_starter(path, rows, cols, inputs, output, id, name, split, documents) -> Starter:
+    if documents is None or not documents.is_dir():
+        raise TaskError(
+            "a qa task answers from documents: give their folder.",
+            where=documents,
+            fix="`ladder init QUESTIONS --documents FOLDER`.",
+        )
+    rows, dropped = _kept_rows(rows, inputs, id, output)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name or task_name(path)).strip("-") or "task"
+    st = Starter(slug, "qa", id, inputs, output, [], Counter(), None, len(rows), split)
+    st.dropped, st.texts = dropped, text_columns(rows)
+    st.meta = evidence_columns(cols, {id, output, *inputs})
+    st.documents = str(documents)
+    return st
+
+
+label_names_map = label_names
+
+
+def task_name(path: Path) -> str:
+    """The dataset's name: the folder for a dataset folder or a file named by its split."""
+    path = path.resolve()
+    if path.is_dir():
+        return path.name
+    stem = re.split(r"[-_.]", path.stem, maxsplit=1)[0] if "-of-" in path.stem else path.stem
+    while stem.lower() in GENERIC_STEMS and path.parent != path:
+        path = path.parent
+        stem = path.name
+    return stem
+
+
+def _kept_rows(rows, inputs: list[str], id: str | None, output: str):
+    """The rows `load_examples` keeps: without an id, one per distinct input (the first).
+
+    `conflicting` counts the dropped duplicates whose answer differs from the kept one's.
+    """
+    dropped = {"duplicate": 0, "conflicting": 0}
+    if id:
+        return rows, dropped
+    first: dict[str, str] = {}
+    kept = []
+    for n, r in rows:
+        text, answer = render_input(r, inputs), str(get_field(r, output)[1])
+        if text in first:
+            dropped["duplicate"] += 1
+            dropped["conflicting"] += first[text] != answer
+            continue
+        first[text] = answer
+        kept.append((n, r))
+    return kept, dropped
+
+
+INSTRUCTIONS = {
+    "classify": "Classify the {} into exactly one of the labels.",
+    "extract": "Extract the fields described by the schema from the {}.",
+    "qa": "Answer the {} accurately and briefly from the documents.",
+}
 
 
 def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
+
+
+def _dropped_comment(st: Starter) -> list[str]:
+    d = st.dropped or {}
+    if not d.get("duplicate"):
+        return [f"# {st.rows} rows read, all kept."]
+    return [
+        f"# {st.rows + d['duplicate']} rows read; {d['duplicate']} dropped as duplicate inputs "
+        f"({d['conflicting']} of them with a different answer): the label counts below are of the "
+        f"{st.rows} kept."
+    ]
 
 
 def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
@@ -241,16 +352,15 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
     lines = [
         f"# ladder climb {folder}",
         f"# Written by `ladder init` from {data_rel}. Edit the instructions, the bar and the volume.",
+        *_dropped_comment(st),
         f"name: {st.name}",
         f"kind: {st.kind}",
-        "instructions: "
-        + _q(
-            f"Classify the {input_name.lower()} into exactly one of the labels."
-            if st.kind == "classify"
-            else f"Extract the fields described by the schema from the {input_name.lower()}."
-        ),
+        "instructions: " + _q(INSTRUCTIONS[st.kind].format(input_name.lower())),
     ]
-    if st.kind == "classify":
+    if st.kind == "qa":
+        lines.append(f"documents: {_q(st.documents or '')}   # `ladder ingest` indexes them")
+        metric = "token_f1"
+    elif st.kind == "classify":
         lines.append(
             f"labels:   # {len(st.labels)} labels, most frequent first (counts in the data)"
         )
@@ -270,6 +380,17 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
         else "  # id: no unique id column found; ids are hashes of the input text",
         f"  input: {inp}",
         f"  output: {_q(st.output)}",
+        *(
+            ["  meta: [" + ", ".join(map(_q, st.meta)) + "]   # gold evidence (detected)"]
+            if st.meta
+            else []
+        ),
+        *([f"  split: {_q(st.split)}   # the dataset's split read"] if st.split else []),
+        *(
+            ["  label_names: [" + ", ".join(map(_q, st.label_names)) + "]   # class ids 0, 1, ..."]
+            if st.label_names
+            else []
+        ),
         "split: {train: 0.6, dev: 0.15, holdout: 0.25}   # by a hash of each id: stable as data grows",
         "leakage: {mode: refuse}   # or drop / report hold-out inputs that duplicate train/dev",
         f"bar: {{metric: {metric}, threshold: 0.8}}   # climb stops at the first rung that reaches it",
@@ -279,7 +400,7 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
         "prompt: {input_name: "
         + _q(input_name)
         + ", output_name: "
-        + _q("Label" if st.kind == "classify" else "JSON")
+        + _q({"classify": "Label", "qa": "Answer"}.get(st.kind, "JSON"))
         + "}",
     ]
     return "\n".join(lines) + "\n"
@@ -299,6 +420,8 @@ def write_starter(
         )
     folder.mkdir(parents=True, exist_ok=True)
     data_rel = os.path.relpath(data.resolve(), folder.resolve())
+    if st.documents is not None:
+        st.documents = os.path.relpath(Path(st.documents).resolve(), folder.resolve())
     if st.schema is not None:
         atomic_write_json(folder / "schema.json", st.schema)
     atomic_write_text(task_file, render_yaml(st, data_rel, str(folder)))

@@ -37,8 +37,17 @@ class Strict(BaseModel):
 class DataSpec(Strict):
     """Where the examples are and which columns hold what."""
 
-    path: str = Field(description="JSONL, JSON or CSV file, relative to the task folder")
-    format: Literal["auto", "jsonl", "json", "csv", "tsv"] = "auto"
+    path: str = Field(
+        description="JSONL, JSON, CSV, TSV or Parquet file, or a Hugging Face dataset folder, "
+        "relative to the task folder"
+    )
+    format: Literal["auto", "jsonl", "json", "csv", "tsv", "parquet", "arrow", "hf"] = "auto"
+    split: str | None = Field(
+        None, description="the dataset's split to read (default: its only split, or `train`)"
+    )
+    label_names: list[str] | None = Field(
+        None, description="names of the integer class ids 0, 1, ... in the output column"
+    )
     id: str | None = Field(
         None, description="column with a unique id; default: a hash of the input"
     )

@@ -39,6 +39,13 @@ def curate_cmd(
     out: Annotated[
         Path, typer.Option("--out", help="JSONL file to write (rows: id, input, output, meta)")
     ] = Path("next.jsonl"),
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="ladder (for --add-data) | messages (chat: TRL, OpenAI, Together) | prompt-completion",
+        ),
+    ] = "ladder",
     since: Annotated[
         str | None,
         typer.Option("--since", help="only requests newer than this: 7d, 12h, 2w, or a date"),
@@ -72,7 +79,7 @@ def curate_cmd(
     ] = None,
 ) -> None:
     """Turn logged traffic into training data: dedupe, filter, drop anything overlapping the hold-out."""
-    from ladder.curate import FEEDBACK, curate, write_jsonl
+    from ladder.curate import FEEDBACK, curate, write_card
     from ladder.dataset import load_dataset
     from ladder.serve.logs import open_db
     from ladder.store.db import Store
@@ -80,6 +87,9 @@ def curate_cmd(
 
     if feedback not in FEEDBACK:
         raise typer.BadParameter(f"use one of: {', '.join(FEEDBACK)}", param_hint="--feedback")
+    from ladder.trainsets import check_format, write_trainset
+
+    check_format(format)
     log = open_db(db, runs)
     rows = [r for r in log.query(since_ts(since), model) if r.get("task")]
     log.close()
@@ -103,14 +113,19 @@ def curate_cmd(
     ds = load_dataset(t, "report")  # only the splits are needed here, never a refusal
     routes = [x.strip() for x in route.split(",") if x.strip()] if route else None
     res = curate(rows, t, ds, routes=routes, feedback=feedback, include_invalid=include_invalid)
-    write_jsonl(out, res.examples)
+    write_trainset(out, res.examples, t, format)
+    card = write_card(out, t, res, format, since=since, model=model, feedback=feedback)
     c = res.counts
     console.print(
         f"{c['logged']} logged · dropped: {c['unusable']} not a task answer, {c['route']} other route, {c['feedback']} feedback, "
         f"{c['invalid']} invalid, {c['duplicate']} duplicate, {c['known']} already in train/dev, {c['holdout']} overlapping the hold-out",
         highlight=False,
     )
+    nxt = (
+        f"next: `ladder climb {t.dir} --add-data {out}`"
+        if format == "ladder"
+        else f"{format} format"
+    )
     console.print(
-        f"Wrote [bold]{c['kept']}[/] examples to {out}  ·  next: `ladder climb {t.dir} --add-data {out}`",
-        highlight=False,
+        f"Wrote [bold]{c['kept']}[/] examples to {out}  ·  card {card}  ·  {nxt}", highlight=False
     )
