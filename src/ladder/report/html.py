@@ -20,9 +20,11 @@ def decision_title(decision: dict[str, Any], bar: float | None) -> str:
     if kind == "hybrid":
         h = decision["hybrid"]
         return f"hybrid ({h['small']}, {h['large']} for the {100 * h['share_to_large']:.0f}% least confident calls)"
+    basis = (decision.get("basis") or {}).get("basis")
+    on = f"; basis: {basis}" if basis and basis != "only option" else ""
     if decision["meets_bar"] is False:
-        return f"no rung meets the bar {bar:.2f}; closest: {rec}"
-    return f"{kind} ({rec})"
+        return f"no rung is shown to meet the bar {bar:.2f}; closest: {rec}{on}"
+    return f"{kind} ({rec}{on})"
 
 
 def render(data: dict[str, Any]) -> str:
