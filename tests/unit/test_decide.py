@@ -268,3 +268,33 @@ def test_a_significant_cheaper_win_is_both():
     }  # fmt: skip
     d = decide([few, lora], FACTS, [comp])
     assert d["meets_bar"] and d["basis"]["basis"] == "both"
+
+
+def test_a_flat_curve_at_a_low_score_is_a_rung_that_cannot_learn_not_enough_data():
+    pts = [
+        {"examples": n, "metric": "accuracy", "value": v}
+        for n, v in [(45, 0.04), (90, 0.04), (180, 0.045)]
+    ]
+    cards = [
+        sc("rag", 0.22, 5e-6),
+        sc("lora", 0.045, 1e-6, extras={**TUNED_EXTRAS, "data_curve": pts}),
+    ]
+    g = gate_data(cards, FACTS)
+    assert (
+        g["answer"] == "no"
+        and "cannot learn" in g["evidence"]
+        and "rag scores 0.22" in g["evidence"]
+    )
+
+
+def test_volume_does_not_pay_for_a_significantly_worse_fine_tune():
+    cards = [sc("rag", 0.60, 30e-6), sc("lora", 0.30, 1e-6, extras=TUNED_EXTRAS)]
+    comp = cmp("rag", "lora", -0.30, True)
+    f = Facts("accuracy", bar=0.8, calls_per_day=1e6)
+    d = decide(cards, f, [comp])
+    g5 = next(g for g in d["gates"] if g["n"] == 5)
+    assert g5["answer"] == "no" and "significantly worse than rag" in g5["evidence"]
+    # the same pair without a significant difference: the cheaper fine-tune pays at this volume
+    comp_ns = cmp("rag", "lora", -0.02, False, 0.5)
+    g5 = next(g for g in decide(cards, f, [comp_ns])["gates"] if g["n"] == 5)
+    assert g5["answer"] == "yes"

@@ -283,7 +283,7 @@ def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None)
         2: gate_knowledge(cards, f, comparisons),
         3: gate_data(cards, f),
         4: gate_narrow(cards),
-        5: gate_volume(cards, f, rows),
+        5: gate_volume(cards, f, rows, comparisons),
     }
     rec = _pick(cards, f, gates, comparisons, hybrid)
     return {

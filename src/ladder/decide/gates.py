@@ -155,6 +155,19 @@ def gate_data(cards: list, f: Facts) -> dict[str, Any]:
             (p["examples"] for p, q in pairwise(pts) if q["value"] - p["value"] < FLAT_GAIN),
             None,
         )
+        if flat_at is not None and gain < FLAT_GAIN and f.bar is not None and last["value"] < f.bar:
+            # flat far from the bar: more of the same data will not lift it; that is a rung that
+            # cannot learn the task as posed (facts weights cannot hold, labels it cannot separate)
+            others = _best([c for c in cards if not is_fine_tuned(c)], f)
+            vs = f"; {others.rung} scores {_v(others, f):.2f}" if others is not None else ""
+            ev = (
+                f"curve flat at a low score ({last['value']:.2f} < bar {f.bar:.2f} from ~{flat_at} "
+                f"examples{vs}): the rung cannot learn the task from more of this data, which is "
+                "not the same as having enough"
+            )
+            return _gate(
+                3, "enough data", "no", ev, flattens_at=flat_at, train=n_train, flat_low=True
+            )
         if flat_at is not None and gain < FLAT_GAIN:
             ev = f"curve flattens at ~{flat_at} examples; you have {n_train}"
             return _gate(3, "enough data", "yes", ev, flattens_at=flat_at, train=n_train)
@@ -212,7 +225,9 @@ def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:
     return rows
 
 
-def gate_volume(cards: list, f: Facts, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def gate_volume(
+    cards: list, f: Facts, rows: list[dict[str, Any]], comparisons: list | None = None
+) -> dict[str, Any]:
     tuned = _best([c for c in cards if is_fine_tuned(c)], f)
     if tuned is None or not rows:
         why = (
@@ -226,6 +241,13 @@ def gate_volume(cards: list, f: Facts, rows: list[dict[str, Any]]) -> dict[str, 
     # against the costliest rival the fine-tune would replace: the one meeting the bar, else the best prompt
     best_p = _best([c for c in cards if c.rung in {r["prompted"] for r in rivals}], f)
     row = next(r for r in rivals if r["prompted"] == best_p.rung)
+    c = find(comparisons or [], best_p.rung, tuned.rung) or {}
+    if c.get("significant") and c.get("diff", 0) < 0:
+        ev = (
+            f"{tuned.rung} is significantly worse than {best_p.rung} ({c['sentence']}): "
+            "a lower cost per call does not pay for the quality it loses"
+        )
+        return _gate(5, "volume pays", "no", ev, versus=best_p.rung, worse=True)
     be = row["break_even_per_day"]
     if be is None:
         ev = f"{tuned.rung} costs more per call than {best_p.rung}: it never pays back on cost"
