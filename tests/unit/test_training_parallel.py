@@ -66,3 +66,18 @@ def test_a_one_process_checkpoint_resumes_across_two(tiny, tmp_path):  # noqa: F
     _, res = parallel(tiny, tmp_path / "killed", recs, dev, two)
     assert res.state.resumed_from == 1 and res.state.epoch == 2
     assert curve(res) == pytest.approx(curve(straight), rel=TOLERANCE)
+
+
+def test_the_lora_rung_trains_on_two_processes(tmp_path, tiny):  # noqa: F811
+    """`ladder train --processes 2` (rungs.lora.processes): the adapter says how it was trained,
+    and the setting is a hyperparameter, so a 1-process adapter is not reloaded for it."""
+    import lora_tasks
+    from ladder.climb import ClimbOptions, climb
+
+    lora = "{epochs: 1, lr: 0.01, min_examples: 8, batch_size: 4, data_curve: null}"
+    task = lora_tasks.task_dir(tmp_path / "t", tiny, lora=lora)
+    opts = ClimbOptions(rungs=["lora"], all_rungs=True, options={"lora": {"processes": 2}})
+    card = climb(task, opts).scorecards[0]
+    assert card.extras["training"]["processes"] == 2
+    assert card.extras["hyperparameters"]["processes"] == 2
+    assert card.extras["training"]["history"][0]["dev_loss"] is not None

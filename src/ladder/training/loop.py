@@ -82,6 +82,7 @@ class LoopState:
 class TrainResult:
     state: LoopState
     device: str
+    processes: int = 1  # data-parallel ranks that trained it
 
     def summary(self, examples: int) -> dict[str, Any]:
         """The `extras["training"]` block of a scorecard."""
@@ -89,6 +90,7 @@ class TrainResult:
         return {
             "seconds": round(s.seconds, 2),
             "device": self.device,
+            "processes": self.processes,
             "examples": examples,
             "tokens": s.tokens,
             "epochs": s.epoch,
@@ -303,7 +305,7 @@ def train(
     model.eval()
     if best is not None:
         load_trainable(model, best)
-    return TrainResult(state, device.type)
+    return TrainResult(state, device.type, world.size)
 
 
 def epoch_line(state: LoopState, cfg: LoopConfig) -> str:
