@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from ladder.engines.base import GenRequest
-from ladder.engines.vllm import continuation_logprob, structured
+from ladder.engines.vllm import continuation_logprob, echo_shift, structured
 from ladder.errors import EngineError, ModelError
 from ladder.models import resolve_model
 
@@ -49,5 +49,11 @@ def test_only_the_choices_tokens_count():
     # a token straddling the boundary (the tokenizer merged prompt end and choice) counts
     merged = lp(["<bos>", "Label", ": spam", "\n"], [None, -1.0, -3.0, -9.0])
     assert continuation_logprob(merged, len(prompt), len(prompt + choice)) == -3.0
+    # vLLM's offsets count the BOS token's text, which the echoed text does not carry
+    real = lp(["<bos>", "Email", ":", " hi", " spam", "\n"], [None, -1.0, -1.0, -1.0, -2.5, -9.0])
+    shift = echo_shift(real, "Email: hi spam\n")
+    assert shift == 5
+    start = len("Email: hi") + shift
+    assert continuation_logprob(real, start, start + len(" spam")) == -2.5
     with pytest.raises(EngineError, match="no prompt log-probabilities"):
         continuation_logprob(None, 0, 1)

@@ -98,10 +98,11 @@ class VLLMEngine(OpenAIEngine):
         )
         dt = time.perf_counter() - t0
         by_index = sorted(resp.choices, key=lambda c: c.index)
-        logprobs = [
-            continuation_logprob(c.logprobs, len(req.prompt), len(req.prompt + choice))
-            for c, choice in zip(by_index, req.choices)
-        ]
+        logprobs = []
+        for c, choice in zip(by_index, req.choices):
+            shift = echo_shift(c.logprobs, c.text or "")
+            start, end = len(req.prompt) + shift, len(req.prompt + choice) + shift
+            logprobs.append(continuation_logprob(c.logprobs, start, end))
         u = resp.usage
         # every choice re-sends the prompt; the tokens the engine read are what it is paid for
         tin = u.prompt_tokens if u else self.count_tokens(req.prompt) * len(req.choices)
@@ -118,6 +119,15 @@ def structured(req: GenRequest) -> dict[str, Any] | None:
     if req.json_schema:
         return {"json": req.json_schema}
     return None
+
+
+def echo_shift(lp, text: str) -> int:
+    """Characters the echoed tokens' offsets count before the prompt: vLLM's `text_offset`
+    runs over the detokenised tokens, BOS (`<bos>`, 5 characters for Gemma) included, while
+    the echoed `text` starts at the prompt."""
+    if lp is None or not lp.tokens:
+        return 0
+    return max(0, len("".join(lp.tokens)) - len(text))
 
 
 def continuation_logprob(lp, start: int, end: int) -> float:
