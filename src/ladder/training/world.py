@@ -26,7 +26,8 @@ class World:
             return values
         import torch
 
-        t = torch.tensor(values, dtype=torch.float64)
+        nccl = torch.distributed.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+        t = torch.tensor(values, dtype=torch.float64, device="cuda" if nccl else "cpu")
         torch.distributed.all_reduce(t)
         return t.tolist()
 
