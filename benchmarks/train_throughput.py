@@ -12,6 +12,9 @@ and the count is checked against `torch.utils.flop_counter` on one batch.
 
     python benchmarks/train_throughput.py                  # full: all 307 train emails, 1 epoch
     python benchmarks/train_throughput.py --examples 32    # a quick proof that it runs
+    python benchmarks/train_throughput.py --processes 2 --examples 32 --epochs 2
+        # Ladder's loop on 2 processes (gloo) vs 1 process with the same effective batch
+        # (grad_accum 2): tokens/s and the train/dev loss curves side by side
 
 Writes benchmarks/results/train_throughput[-nN].json with machine info.
 """
@@ -135,6 +138,91 @@ def side_ladder(args) -> dict:
     }
 
 
+def side_processes(args) -> dict:
+    """Ladder's loop on `args.processes` ranks, or alone with the same effective batch."""
+    import torch
+
+    from ladder.models import embedded_dir
+    from ladder.training.loop import LoopConfig, train
+    from ladder.training.parallel import Replica, train_parallel
+
+    torch.set_num_threads(args.threads)
+    recs, tok = records(args)
+    # the curve's "dev": the last quarter of the train records (compared, not held out)
+    dev = recs[-max(4, len(recs) // 4) :] if args.examples else recs
+    alone = args.side == "alone"
+    cfg = LoopConfig(
+        epochs=args.epochs,
+        lr=1e-3,
+        batch_size=args.batch_size,
+        grad_accum=args.processes if alone else 1,
+        patience=args.epochs,
+    )
+    model = lora_model(args)
+    job = {"pad_id": tok.pad_token_id, "folder": Path(tempfile.mkdtemp()), "fingerprint": {}}
+    t0 = time.perf_counter()
+    if alone:
+        res = train(model, recs, dev, cfg, **job)
+    else:
+        replica = Replica(str(embedded_dir()), "none", args.r, 2 * args.r, 0.0, tuple(TARGETS), 0)
+        res = train_parallel(model, replica, args.processes, recs, dev, cfg, **job)
+    s = res.state
+    return {
+        "processes": 1 if alone else args.processes,
+        "grad_accum": cfg.grad_accum,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "train_seconds": round(s.train_seconds, 2),
+        "tokens": s.tokens,
+        "steps": s.step,
+        "dev_records": len(dev),
+        "dev_is": "the last quarter of the train records: a curve to compare, not a hold-out",
+        "history": s.history,
+    }
+
+
+def report_processes(args) -> None:
+    """1 process (grad_accum N) vs N processes (grad_accum 1): speed and loss curves."""
+    from ladder import provenance
+    from ladder.fsutil import atomic_write_json
+
+    argv = sys.argv[1:]
+    sides = {}
+    for side in ("alone", "parallel"):
+        print(f"running {side} ...", file=sys.stderr)
+        r = run_side(side, argv)
+        r["tokens_per_s"] = round(r["tokens"] / r["train_seconds"], 1)
+        sides[side] = r
+    a, p = sides["alone"]["history"], sides["parallel"]["history"]
+    gap = max(
+        abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(a, p) for k in ("train_loss", "dev_loss")
+    )
+    result = {
+        "benchmark": "train_throughput_processes",
+        "task": Path(args.task).name,
+        "examples": args.examples or "all train",
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "effective_batch": args.batch_size * args.processes,
+        "alone": sides["alone"],
+        "parallel": sides["parallel"],
+        "max_relative_loss_gap": gap,
+        "speedup_tokens_per_s": round(
+            sides["parallel"]["tokens_per_s"] / sides["alone"]["tokens_per_s"], 2
+        ),
+        "machine": provenance.hardware(),
+        "packages": provenance.versions(),
+        "git": provenance.git_info(ROOT),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    name = f"train_throughput-p{args.processes}" + (f"-n{args.examples}" if args.examples else "")
+    path = atomic_write_json(Path(args.out) / f"{name}.json", result)
+    print(
+        f"1 process {sides['alone']['tokens_per_s']} tok/s · {args.processes} processes "
+        f"{sides['parallel']['tokens_per_s']} tok/s · loss curves differ by at most "
+        f"{gap:.1e} (relative) → {path}"
+    )
+
+
 def flop_counter_check(step, shape: dict, batch) -> dict:
     """Analytic count vs torch's FLOP counter on one micro-batch (should agree within ~2%)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -246,15 +334,21 @@ def main() -> None:
     ap.add_argument("--r", type=int, default=8)
     ap.add_argument("--max-input-chars", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--side", choices=["ladder", "trainer"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--processes", type=int, default=None, help="compare N ranks with 1 (same batch)"
+    )
+    ap.add_argument(
+        "--side", choices=["ladder", "trainer", "alone", "parallel"], help=argparse.SUPPRESS
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
     if args.side:
-        result = side_ladder(args) if args.side == "ladder" else side_trainer(args)
+        sides = {"ladder": side_ladder, "trainer": side_trainer}
+        result = sides.get(args.side, side_processes)(args)
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         print(json.dumps(result))
         return
-    report(args)
+    report_processes(args) if args.processes else report(args)
 
 
 def report(args) -> None:

@@ -23,6 +23,7 @@ def register(regs: Registries) -> None:
             regs.metrics.register(f"{kind}/{m.name}", m)
     regs.engines.register("hf", models.hf_factory)
     regs.engines.register("openai", models.openai_factory)
+    regs.engines.register("vllm", models.vllm_factory)
     regs.engines.register("fake", models.fake_factory)
     # rungs in ladder order: cheapest first
     regs.rungs.register("zero-shot", ZeroShot())

@@ -172,6 +172,8 @@ def resolve_model(name: str, task: Task | None = None) -> ModelEntry:
         return ModelEntry(
             name, ModelSpec(engine="openai", model=name[7:]), "OpenAI-compatible endpoint"
         )
+    if name.startswith("vllm:") and len(name) > 5:
+        return vllm_entry(name)
     if name.startswith("hf:") and len(name) > 3:
         path = Path(name[3:]).expanduser()
         if not (path / "config.json").exists():
@@ -184,7 +186,7 @@ def resolve_model(name: str, task: Task | None = None) -> ModelEntry:
     known = regs.models.names() + (list(task.spec.models) if task else [])
     raise ModelError(
         f"model {name!r} is not registered. Known: {', '.join(known)}.",
-        fix="use one of those, `openai:<model>` for an OpenAI-compatible endpoint, `hf:<folder>` for a local model, or define it under `models:` in task.yaml.",
+        fix="use one of those, `openai:<model>` for an OpenAI-compatible endpoint, `vllm:<url>` for a vLLM server, `hf:<folder>` for a local model, or define it under `models:` in task.yaml.",
     )
 
 
@@ -219,6 +221,40 @@ def openai_factory(entry: ModelEntry):
         base_url=s.base_url,
         api_key=key,
         api=s.api,
+        concurrency=s.concurrency,
+        timeout=s.timeout,
+        max_retries=s.max_retries,
+    )
+
+
+def vllm_entry(name: str) -> ModelEntry:
+    """`vllm:URL` (the server's base model) or `vllm:URL#NAME` (a model or adapter it serves)."""
+    url, _, served = name[5:].partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise ModelError(
+            f"{name!r}: a vLLM model is named by its server's URL.",
+            fix="write it as vllm:http://HOST:PORT/v1 (optionally #SERVED-NAME).",
+        )
+    return ModelEntry(
+        name, ModelSpec(engine="vllm", base_url=url, model=served or None), "vLLM server"
+    )
+
+
+def vllm_factory(entry: ModelEntry):
+    from ladder.engines.vllm import VLLMEngine
+
+    s = entry.spec
+    if not s.base_url:
+        raise ModelError(
+            f"model {entry.name!r} runs on the vllm engine and has no `base_url`.",
+            fix="set `base_url: http://HOST:PORT/v1` for it under `models:` in task.yaml.",
+        )
+    key = os.environ.get(s.api_key_env) if s.api_key_env else None
+    return VLLMEngine(
+        entry.name,
+        base_url=s.base_url,
+        remote_model=s.model,
+        api_key=key,
         concurrency=s.concurrency,
         timeout=s.timeout,
         max_retries=s.max_retries,

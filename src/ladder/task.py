@@ -115,7 +115,7 @@ class EvalSpec(Strict):
 class ModelSpec(Strict):
     """A model a task can name, beyond the built-in registry."""
 
-    engine: str = Field(description="hf | openai | fake | a plugin's engine")
+    engine: str = Field(description="hf | openai | vllm | fake | a plugin's engine")
     path: str | None = Field(None, description="hf: a local model folder")
     model: str | None = Field(None, description="openai: the model name the endpoint expects")
     base_url: str | None = None

@@ -42,6 +42,15 @@ def train_cmd(
         str | None, typer.Option("--teacher", help="distill: a rung, adapter folder or model")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="base model to adapt")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="train data-parallel on N processes (gloo on CPU, NCCL on N GPUs); "
+            "the effective batch grows N-fold",
+        ),
+    ] = None,
     limit: LimitOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="continue the task's latest unfinished run")
@@ -53,6 +62,7 @@ def train_cmd(
     """Train a LoRA adapter (or a distilled student) on the task and score it on the hold-out.
 
     Checkpoints after every epoch: a killed `ladder train` continues with `--resume`.
+    `--processes N` runs the same loop on N ranks (one per GPU where there are GPUs).
     """
     if rung not in ("lora", "distill"):
         raise LadderError(f"--rung {rung!r}: use lora or distill.")
@@ -71,6 +81,7 @@ def train_cmd(
         "merge": merge,
         "teacher": teacher,
         "model": model,
+        "processes": processes,
         "data_curve": None if curve is None else ("auto" if curve else None),
     }
     overrides = {

@@ -49,6 +49,9 @@ class LoraConfig(BaseModel):
     batch_size: int = Field(8, ge=1, le=1024)
     batch_tokens: int = Field(2048, ge=16, description="padded tokens per micro-batch, at most")
     grad_accum: int = Field(1, ge=1, le=1024)
+    processes: int = Field(
+        1, ge=1, le=1024, description="data-parallel ranks; effective batch x processes"
+    )
     patience: int = Field(1, ge=1, description="epochs without dev improvement before stopping")
     max_input_chars: int = Field(
         400, ge=50, description="inputs are cut to this in the adapter's prompts (train and use)"
@@ -190,7 +193,10 @@ NOT_HYPERPARAMETERS = {
 
 
 def hyperparameters(cfg) -> dict[str, Any]:
-    return cfg.model_dump(exclude=NOT_HYPERPARAMETERS)
+    hp = cfg.model_dump(exclude=NOT_HYPERPARAMETERS)
+    if hp.get("processes") == 1:  # alone, as before `processes` existed: old adapters reload
+        del hp["processes"]
+    return hp
 
 
 LOOP_KEYS = (
@@ -243,7 +249,8 @@ def fit(
         return Fitted(model, tok, name, path, out, done, adapters.folder_bytes(out), True)
     model = adapters.attach_lora(lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed)
     loop = LoopConfig(**{k: hp[k] for k in LOOP_KEYS})
-    result = train(
+    run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed)
+    result = run_loop(
         model,
         train_recs,
         dev_recs,
@@ -280,6 +287,20 @@ def fit(
     )
     size = adapters.save_adapter(model, out, meta)
     return Fitted(model, tok, name, path, out, adapters.read_meta(out), size, False)
+
+
+def _parallel(cfg, path: str, seed: int):
+    """The loop across `cfg.processes` ranks, each building this very LoRA on `path`."""
+    from ladder.training.parallel import Replica, train_parallel
+
+    replica = Replica(
+        path, cfg.quantize, cfg.r, cfg.alpha, cfg.dropout, tuple(cfg.target_modules), seed
+    )
+
+    def run(model, *args, **kwargs):
+        return train_parallel(model, replica, cfg.processes, *args, **kwargs)
+
+    return run
 
 
 def records(ctx: Context, cfg, tokenizer, examples: list[Example]):

@@ -18,7 +18,10 @@ What it guarantees:
   fingerprint (base model checksum, training data, hyperparameters) matches, and refuses one
   made for another task or model;
 - a non-finite loss or gradient stops cleanly: the weights go back to the best finished epoch,
-  whose checkpoint stays on disk; before any finished epoch it is an error.
+  whose checkpoint stays on disk; before any finished epoch it is an error;
+- across processes (parallel.py) the same loop runs on every rank with a `World`: each rank
+  trains on its share of a step's micro-batches, gradients and counts are summed across ranks,
+  and only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from ladder.errors import LadderError
 from ladder.progress import NullProgress, Progress
 from ladder.training.data import Record, collate, length_batches
+from ladder.training.world import SOLO, World
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -78,6 +82,7 @@ class LoopState:
 class TrainResult:
     state: LoopState
     device: str
+    processes: int = 1  # data-parallel ranks that trained it
 
     def summary(self, examples: int) -> dict[str, Any]:
         """The `extras["training"]` block of a scorecard."""
@@ -85,6 +90,7 @@ class TrainResult:
         return {
             "seconds": round(s.seconds, 2),
             "device": self.device,
+            "processes": self.processes,
             "examples": examples,
             "tokens": s.tokens,
             "epochs": s.epoch,
@@ -133,8 +139,10 @@ def answer_loss(model, batch):
     )
 
 
-def dev_loss(model, records: list[Record], cfg: LoopConfig, pad_id: int) -> float | None:
-    """Mean loss per answer token over `records` (no gradients, dropout off)."""
+def dev_loss(
+    model, records: list[Record], cfg: LoopConfig, pad_id: int, world: World = SOLO
+) -> float | None:
+    """Mean loss per answer token over `records` (no gradients, dropout off; ranks share it)."""
     torch = _torch()
     if not records:
         return None
@@ -143,11 +151,13 @@ def dev_loss(model, records: list[Record], cfg: LoopConfig, pad_id: int) -> floa
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for idx in length_batches(records, cfg.batch_size * 2, cfg.batch_tokens * 2, seed=0):
+        batches = length_batches(records, cfg.batch_size * 2, cfg.batch_tokens * 2, seed=0)
+        for idx in world.share(batches):
             batch = collate([records[i] for i in idx], pad_id, str(device))
             total += answer_loss(model, batch).item()
             n += len(batch.targets)
     model.train(was_training)
+    total, n = world.sum([total, n])
     return total / n
 
 
@@ -254,8 +264,13 @@ def train(
     fingerprint: dict[str, Any],
     progress: Progress | None = None,
     desc: str = "train",
+    world: World = SOLO,
 ) -> TrainResult:
-    """Train `model`'s trainable weights on `records`; resume from `folder` when possible."""
+    """Train `model`'s trainable weights on `records`; resume from `folder` when possible.
+
+    With a `world` of several ranks (parallel.py) each optimizer step spans
+    `grad_accum x world.size` micro-batches, shared out among the ranks.
+    """
     torch = _torch()
     progress = progress or NullProgress()
     folder.mkdir(parents=True, exist_ok=True)
@@ -263,10 +278,11 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_batches = len(length_batches(records, cfg.batch_size, cfg.batch_tokens, cfg.seed))
-    total = math.ceil(n_batches / cfg.grad_accum) * cfg.epochs
+    total = math.ceil(n_batches / (cfg.grad_accum * world.size)) * cfg.epochs
     warmup = round(cfg.warmup * total)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, warmup, total))
     state, best = _start(folder / CHECKPOINT, fingerprint, model, opt, sched)
+    world.same_weights(params)
     model.train()
     with progress.task(desc, total=total) as bar:
         bar.advance(state.step)
@@ -275,18 +291,21 @@ def train(
             batches = length_batches(
                 records, cfg.batch_size, cfg.batch_tokens, cfg.seed + state.epoch
             )
-            train_loss = _epoch(model, records, batches, cfg, opt, sched, state, bar, pad_id)
+            train_loss = _epoch(
+                model, records, batches, cfg, (opt, sched), state, bar, pad_id, world
+            )
             if train_loss is None:
                 _diverged(state, progress)
                 break
-            best = _end_epoch(model, dev, cfg, pad_id, state, best, train_loss)
-            save_checkpoint(folder / CHECKPOINT, fingerprint, state, model, best, opt, sched)
+            best = _end_epoch(model, dev, cfg, pad_id, state, best, train_loss, world)
+            if world.main:
+                save_checkpoint(folder / CHECKPOINT, fingerprint, state, model, best, opt, sched)
             state.seconds += time.perf_counter() - t0
             progress.log(f"{desc}: {epoch_line(state, cfg)}")
     model.eval()
     if best is not None:
         load_trainable(model, best)
-    return TrainResult(state, device.type)
+    return TrainResult(state, device.type, world.size)
 
 
 def epoch_line(state: LoopState, cfg: LoopConfig) -> str:
@@ -317,27 +336,34 @@ def _start(path: Path, fingerprint: dict, model, opt, sched) -> tuple[LoopState,
     return state, blob["best"]
 
 
-def _epoch(model, records, batches, cfg, opt, sched, state, bar, pad_id) -> float | None:
+def _epoch(model, records, batches, cfg, optim, state, bar, pad_id, world) -> float | None:
     """One pass over the batches; the mean answer-token loss, or None on a non-finite value."""
     torch = _torch()
+    opt, sched = optim
     device = str(next(model.parameters()).device)
     params = [p for p in model.parameters() if p.requires_grad]
     loss_sum, loss_n, session_tokens, session_s = 0.0, 0, 0, 0.0
-    for start in range(0, len(batches), cfg.grad_accum):
+    per_step = cfg.grad_accum * world.size
+    for start in range(0, len(batches), per_step):
         t0 = time.perf_counter()
-        group = [
-            collate([records[i] for i in b], pad_id, device)
-            for b in batches[start : start + cfg.grad_accum]
-        ]
-        n_answer = sum(len(b.targets) for b in group)
-        step_loss = 0.0
+        step = batches[start : start + per_step]
+        # every rank knows every record: the step's answer-token count is global, no exchange
+        n_answer = sum(len(records[i].answer) for b in step for i in b)
+        group = [collate([records[i] for i in b], pad_id, device) for b in world.share(step)]
+        step_loss, bad = 0.0, 0.0
         for b in group:
             loss = answer_loss(model, b)
             if not torch.isfinite(loss):
-                opt.zero_grad(set_to_none=True)
-                return None
+                bad = 1.0
+                break
             (loss / n_answer).backward()  # the step's mean over all of its answer tokens
             step_loss += loss.item()
+        tokens, padded = sum(b.tokens for b in group), sum(b.padded for b in group)
+        step_loss, bad, tokens, padded = world.sum([step_loss, bad, tokens, padded])
+        if bad:
+            opt.zero_grad(set_to_none=True)
+            return None
+        world.sum_grads(params)
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         if not torch.isfinite(norm):
             opt.zero_grad(set_to_none=True)
@@ -346,11 +372,11 @@ def _epoch(model, records, batches, cfg, opt, sched, state, bar, pad_id) -> floa
         sched.step()
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
-        tokens = sum(b.tokens for b in group)
+        tokens = int(tokens)
         state.step += 1
         state.tokens += tokens
         state.answer_tokens += n_answer
-        state.padded += sum(b.padded for b in group)
+        state.padded += int(padded)
         state.train_seconds += dt
         loss_sum, loss_n = loss_sum + step_loss, loss_n + n_answer
         session_tokens, session_s = session_tokens + tokens, session_s + dt
@@ -362,10 +388,10 @@ def _epoch(model, records, batches, cfg, opt, sched, state, bar, pad_id) -> floa
     return loss_sum / max(loss_n, 1)
 
 
-def _end_epoch(model, dev, cfg, pad_id, state: LoopState, best, train_loss: float):
+def _end_epoch(model, dev, cfg, pad_id, state: LoopState, best, train_loss: float, world=SOLO):
     """Dev loss, history, best weights and the early-stopping count after a finished epoch."""
     state.epoch += 1
-    d = dev_loss(model, dev, cfg, pad_id)
+    d = dev_loss(model, dev, cfg, pad_id, world)
     state.history.append(
         {
             "epoch": state.epoch,
