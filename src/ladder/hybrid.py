@@ -1,13 +1,17 @@
 """The hybrid: a cheap model answers when it is confident, a better one takes the rest.
 
-Confidence is the label margin for classification (probability of the top label minus the
-runner-up's, from the stored per-label log-likelihoods) and format validity otherwise. Sweeping
-the threshold over the hold-out gives the share routed to the large model and the blended
-quality and $ per call at each threshold; the cheapest point that meets the bar is chosen.
+One confidence and one calibration sweep, used by the report (what the hybrid would deliver)
+and by the gateway's router (what it does deliver), so the two cannot disagree:
+- confidence is the label margin for classification (probability of the top label minus the
+  runner-up's, from the per-label log-likelihoods) and format validity otherwise (0 invalid);
+- the sweep tries every threshold that changes the routing on the hold-out and gives, at each,
+  the share routed to the large model and the blended quality; the chosen point is the one
+  meeting the target quality (the bar) with the fewest large calls.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,63 @@ def confidence(pred: Prediction) -> float:
     return label_margin(pred.scores) if pred.scores else 1.0
 
 
+def sweep(
+    task: Task,
+    examples: list[Example],
+    small: list[Prediction],
+    conf: list[float | None],
+    large: list[Prediction] | None,
+    metric: str,
+    extra: float | None = None,
+) -> list[dict[str, float | None]]:
+    """Large-call share and blended quality at every threshold that changes the routing.
+
+    A call goes large when the small answer is invalid or its confidence is below the
+    threshold; None confidences (failed predictions) always go large. `extra` adds a threshold.
+    """
+    c = np.asarray([x if x is not None else -np.inf for x in conf], dtype=np.float64)
+    valid = np.asarray([p.valid for p in small], dtype=bool)
+    finite = np.unique(c[np.isfinite(c)])
+    hi = math.nextafter(float(finite[-1]), math.inf) if len(finite) else 0.0
+    thresholds = [*finite.tolist(), hi] if len(finite) else [0.0]
+    if extra is not None:
+        thresholds = sorted({*thresholds, extra})
+    fn = metric_for(task.kind, metric).fn
+    idx = np.arange(len(examples))
+    points = []
+    for t in thresholds:
+        big = (~valid) | (c < t)
+        quality = None
+        if large is not None:
+            mixed = [lp if b else sp for b, sp, lp in zip(big, small, large)]
+            quality = round(fn(table_for(task, examples, mixed), idx), 4)
+        share = round(float(big.mean()), 4) if len(big) else 0.0
+        points.append({"threshold": round(t, 6), "large_share": share, "quality": quality})
+    return points
+
+
+def pick(
+    points: list[dict], *, quality: float | None = None, share: float | None = None
+) -> tuple[dict, str | None]:
+    """The point meeting the target (a quality, else a share of large calls); a note if none can."""
+    if quality is not None:
+        ok = [p for p in points if p["quality"] is not None and p["quality"] >= quality]
+        if ok:
+            return min(ok, key=lambda p: (p["large_share"], -p["quality"])), None
+        best = max(points, key=lambda p: (p["quality"] or 0.0, -p["large_share"]))
+        return best, f"no threshold reaches {quality:g}; using the best mix ({best['quality']})"
+    share = 0.2 if share is None else share
+    ok = [p for p in points if p["large_share"] <= share + 1e-9]
+    if not ok:
+        return (
+            min(points, key=lambda p: p["large_share"]),
+            f"even the lowest threshold sends {points[0]['large_share']:.0%} of calls (invalid answers) to the large model",
+        )
+    if any(p["quality"] is not None for p in ok):
+        return max(ok, key=lambda p: (p["quality"] or 0.0, -p["large_share"])), None
+    return max(ok, key=lambda p: p["large_share"]), None
+
+
 def curve(
     task: Task,
     examples: list[Example],
@@ -45,39 +106,29 @@ def curve(
     metric: str,
     cost_small: float,
     cost_large: float,
-    points: int = 40,
 ) -> list[dict[str, float]]:
-    """Blended quality, share to the large model and $ per call at each confidence threshold.
-
-    The small model always runs first (its answer carries the confidence), so a routed call
-    costs both: per call = small + share x large.
-    """
-    conf = np.array([confidence(p) for p in small])
-    fn = metric_for(task.kind, metric).fn
-    idx = np.arange(len(examples))
-    cuts = np.unique(np.concatenate([[0.0], np.quantile(conf, np.linspace(0, 1, points)), [1.01]]))
-    rows = []
-    for t in cuts:
-        routed = conf < t
-        blended = [lp if r else sp for sp, lp, r in zip(small, large, routed)]
-        share = float(routed.mean()) if len(routed) else 0.0
-        rows.append(
-            {
-                "threshold": round(float(t), 4),
-                "share_to_large": share,
-                "quality": fn(table_for(task, examples, blended), idx),
-                "per_call": cost_small + share * cost_large,
-            }
-        )
-    return rows
+    """The sweep priced: the small model always runs first (its answer carries the confidence),
+    so a routed call costs both: per call = small + share x large."""
+    points = sweep(task, examples, small, [confidence(p) for p in small], large, metric)
+    return [
+        {
+            "threshold": p["threshold"],
+            "share_to_large": p["large_share"],
+            "quality": p["quality"],
+            "per_call": cost_small + p["large_share"] * cost_large,
+        }
+        for p in points
+    ]
 
 
 def choose(rows: list[dict[str, float]], bar: float | None) -> dict[str, float]:
-    """The cheapest threshold meeting the bar; without a bar (or none meets it), the best quality."""
+    """The cheapest threshold meeting the bar (the fewest large calls: the router's own rule);
+    without a bar (or none meets it), the best quality."""
+    points = [dict(r, large_share=r["share_to_large"]) for r in rows]
     if bar is not None:
-        meeting = [r for r in rows if r["quality"] >= bar]
-        if meeting:
-            return min(meeting, key=lambda r: (r["per_call"], -r["quality"]))
+        point, note = pick(points, quality=bar)
+        if note is None:
+            return rows[points.index(point)]
     return max(rows, key=lambda r: (r["quality"], -r["per_call"]))
 
 

@@ -1,11 +1,13 @@
 """The hybrid router: the small model answers when it is confident, the large model otherwise.
 
-Confidence of the small model's answer:
-- classify, answered by label scoring: the log-probability margin between the best and the
-  second-best label (0 = a coin toss between two labels; larger = surer);
+Confidence of the small model's answer is `ladder.hybrid.confidence`, the one the report's
+hybrid uses, so the route delivers the share and quality the report promises:
+- classify, answered by label scoring: the probability margin between the best and the
+  second-best label (0 = a coin toss between two labels; 1 = sure);
 - otherwise (extract, or generated labels): 0 when the output is invalid (unparseable, or it
-  breaks the JSON schema), else its likelihood, exp(mean log-probability per generated token),
-  in (0, 1], measured by scoring the answer after the prompt on the same engine.
+  breaks the JSON schema), else 1. With `likelihood` (a route built by hand, not the run's
+  hybrid) a valid generated answer carries its likelihood instead, exp(mean log-probability per
+  generated token), measured by scoring the answer after the prompt on the same engine.
 
 A request goes to the large model when the confidence is below the threshold, when the small
 model's output is invalid, or when the small model fails. If the large model is down, the small
@@ -25,10 +27,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ladder.engines.base import ScoreRequest
 from ladder.errors import LadderError
+from ladder.hybrid import confidence, pick, sweep
 from ladder.serve.targets import Answer, Call, Target, TaskModel
 from ladder.serve.worker import Overloaded
 
@@ -40,11 +41,8 @@ def confidences(solution, examples, preds, *, likelihood: bool = True) -> list[f
     out: list[float | None] = [None] * len(preds)
     todo = []
     for i, p in enumerate(preds):
-        if p.scores and len(p.scores) >= 2 and p.valid:
-            top = sorted(p.scores, reverse=True)
-            out[i] = float(top[0] - top[1])
-        elif not p.valid:
-            out[i] = 0.0
+        if (p.scores and p.valid) or not p.valid:
+            out[i] = confidence(p)
         elif (
             likelihood
             and getattr(solution.engine, "supports_scoring", False)
@@ -86,63 +84,9 @@ class Calibration:
         return asdict(self)
 
 
-def _to_large(conf: np.ndarray, valid: np.ndarray, t: float) -> np.ndarray:
-    return (~valid) | (conf < t)
-
-
-def calibration_curve(
-    task, examples, small_preds, conf, large_preds, metric: str, extra: float | None = None
-) -> list[dict]:
-    """Large-call share and mixed quality at every threshold that changes the routing (+ `extra`)."""
-    from ladder.evaluation.metrics import metric_for
-    from ladder.evaluation.scorecard import table_for
-
-    c = np.asarray([x if x is not None else -np.inf for x in conf], dtype=np.float64)
-    valid = np.asarray([p.valid for p in small_preds])
-    finite = np.unique(c[np.isfinite(c)])
-    hi = math.nextafter(float(finite[-1]), math.inf) if len(finite) else 0.0
-    thresholds = [*finite.tolist(), hi] if len(finite) else [0.0]
-    if extra is not None:
-        thresholds = sorted({*thresholds, extra})
-    fn = metric_for(task.kind, metric).fn
-    idx = np.arange(len(examples))
-    points = []
-    for t in thresholds:
-        big = _to_large(c, valid, t)
-        quality = None
-        if large_preds is not None:
-            mixed = [lp if b else sp for b, sp, lp in zip(big, small_preds, large_preds)]
-            quality = round(fn(table_for(task, examples, mixed), idx), 4)
-        points.append(
-            {
-                "threshold": round(t, 6),
-                "large_share": round(float(big.mean()), 4),
-                "quality": quality,
-            }
-        )
-    return points
-
-
-def choose(
-    curve: list[dict], *, quality: float | None = None, share: float | None = None
-) -> tuple[dict, str | None]:
-    """The point meeting the target; a note when the target cannot be met."""
-    if quality is not None:
-        ok = [p for p in curve if p["quality"] is not None and p["quality"] >= quality]
-        if ok:
-            return min(ok, key=lambda p: (p["large_share"], -p["quality"])), None
-        best = max(curve, key=lambda p: (p["quality"] or 0.0, -p["large_share"]))
-        return best, f"no threshold reaches {quality:g}; using the best mix ({best['quality']})"
-    share = 0.2 if share is None else share
-    ok = [p for p in curve if p["large_share"] <= share + 1e-9]
-    if not ok:
-        return (
-            min(curve, key=lambda p: p["large_share"]),
-            f"even the lowest threshold sends {curve[0]['large_share']:.0%} of calls (invalid answers) to the large model",
-        )
-    if any(p["quality"] is not None for p in ok):
-        return max(ok, key=lambda p: (p["quality"] or 0.0, -p["large_share"])), None
-    return max(ok, key=lambda p: p["large_share"]), None
+# the calibration sweep and its choice are the report's own (one module, one rule)
+calibration_curve = sweep
+choose = pick
 
 
 def calibrate(
@@ -187,9 +131,7 @@ def calibrate(
         small=small.route,
         large=large.route,
         metric=metric,
-        confidence="label log-probability margin"
-        if scored
-        else "answer likelihood (0 when invalid)",
+        confidence="label probability margin" if scored else "answer validity (0 invalid, 1 valid)",
         threshold=point["threshold"],
         target=_target(quality, share, threshold),
         achieved={

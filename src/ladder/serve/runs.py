@@ -191,7 +191,8 @@ def _route(
     large = _large_model(cat, ctx, opts, solved, ranked, large_name)
     cat.add(large)
     sol = solved[small_rung].solution
-    small = _task_model(cat, ctx.task.name, sol, small_rung, likelihood=True)
+    # the report's confidence (no likelihood): the route delivers what the report promised
+    small = _task_model(cat, ctx.task.name, sol, small_rung, likelihood=False)
     cal = cat.calibration = _calibrate(ctx, opts, small, large)
     cat.add(Route(ctx.task.name, small, large, cal.threshold, health))
     cat.lines.insert(0, _describe(ctx.task.name, cal))
