@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -222,6 +223,13 @@ def climb(
     run_id, opts, resumed, lock = _open_run(store, task, ds, opts)
     try:
         return _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook)
+    except LadderError:
+        # bad input found only once rungs were built (a --variant no rung has, a model that
+        # fails to load): a new run that stored no answer is not left behind as a failed run
+        if not resumed and not store.count_predictions(run_id) and not store.scorecards(run_id):
+            store.discard_run(run_id)
+            shutil.rmtree(store.runs_dir / task.name / run_id, ignore_errors=True)
+        raise
     finally:
         lock.release()
 
@@ -321,8 +329,8 @@ def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
     """
     from ladder.planner import make_plan, measure_speed
 
-    if opts.budget is None and "zero-shot" not in rung_names:
-        return None
+    if opts.budget is None and ("zero-shot" not in rung_names or opts.variant):
+        return None  # nothing to fit (one forced variant is no selection to plan)
     plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
     for rung, settings in plan.overrides.items():
         ctx.options[rung] = {**ctx.options.get(rung, {}), **settings}

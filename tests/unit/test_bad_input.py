@@ -335,6 +335,18 @@ FLAGS = [
         "nope",
         "zero-shot",
     ),
+    (
+        "variant-unknown",
+        ("eval", T, "--model", "fake", "--rung", "zero-shot", "--variant", "nope"),
+        "nope",
+        "instructions",
+    ),
+    (
+        "eval-variant-unknown",
+        ("eval", T, "--model", "fake", "--rung", "few-shot", "--variant", "knn-99"),
+        "knn-99",
+        "use one of",
+    ),
     ("limit-zero", ("climb", T, "--model", "fake", "--limit", "0"), "--limit"),
     ("limit-negative", ("climb", T, "--model", "fake", "--limit", "-3"), "--limit"),
     ("limit-text", ("climb", T, "--model", "fake", "--limit", "ten"), "--limit"),

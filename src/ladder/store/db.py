@@ -276,6 +276,15 @@ class Store:
             "SELECT COUNT(*) FROM predictions WHERE run_id=?", (run_id,)
         ).fetchone()[0]
 
+    def discard_run(self, run_id: str) -> None:
+        """Remove a run that stored no work (it failed on bad input before its first answer)."""
+        if self.count_predictions(run_id) or self.scorecards(run_id):
+            raise ValueError(f"run {run_id} holds work; it is never discarded")
+        with self.tx():
+            for table in ("phase_times", "artifacts", "rungs", "scorecards"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+            self.db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
     # ------------------------------------------------------------ phase times
 
     def add_phase_time(self, run_id: str, rung: str, phase: str, seconds: float) -> None:
