@@ -9,8 +9,8 @@ store lacks are computed.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
