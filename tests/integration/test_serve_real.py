@@ -43,6 +43,7 @@ def random_adapter(out: Path) -> Path:
 @pytest.mark.skipif(not embedded_ready(), reason="run `ladder models prepare` first")
 def test_serving_the_embedded_model_with_an_adapter_and_a_llama_cpp_upstream(tmp_path):
     from ladder.climb import ClimbOptions, climb
+    from ladder.hybrid import label_margin
     from ladder.serve.catalog import ServeOptions
     from ladder.store.db import Store
 
@@ -58,7 +59,8 @@ def test_serving_the_embedded_model_with_an_adapter_and_a_llama_cpp_upstream(tmp
         res = climb(task, ClimbOptions(rungs=["zero-shot"], variant="instructions+format", limit=8))
         stored = Store().predictions(res.run_id, "zero-shot", "instructions+format", "holdout")
         holdout = [e for e in res.dataset.holdout if e.id in stored]
-        margin = {e.id: float(np.ptp(sorted(stored[e.id].scores)[-2:])) for e in holdout}
+        # the router's confidence is the report's: the label probability margin
+        margin = {e.id: label_margin(stored[e.id].scores) for e in holdout}
         unsure = min(holdout, key=lambda e: margin[e.id])
         sure = max(holdout, key=lambda e: margin[e.id])
         middle = float(np.median(list(margin.values())))  # about half the calls go large
