@@ -74,7 +74,7 @@ def write_qa_task(
         "data: {path: questions.jsonl, id: id, input: q, output: a, meta: [evidence]}\n"
         "documents: docs\n"
         + split
-        + f"eval: {{bootstrap: 200, repeats: 0, min_holdout: 3{eval_yaml}}}\n"
+        + f"eval: {{bootstrap: 200, repeats: 0, min_holdout: 2{eval_yaml}}}\n"
         + extra_yaml
     )
     return root

@@ -15,9 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("embedded_model")]
 ROOT = Path(__file__).resolve().parents[2]
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
+pytestmark = [
+    pytest.mark.integration,
+    # checked first: without vLLM's environment nothing here (not even the adapter) is built
+    pytest.mark.skipif(
+        not VLLM_PY.exists(), reason=f"{VLLM_PY} is missing: build it with `make vllm-venv`"
+    ),
+    pytest.mark.usefixtures("embedded_model"),
+]
 TASK = ROOT / "examples/email-triage"
 SLICE = 24
 
