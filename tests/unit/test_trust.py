@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
+import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,15 @@ def test_two_climbs_started_in_the_same_second_get_distinct_runs(tmp_path):
     for p in procs:
         p.start()
     start.set()
-    ids = sorted(out.get(timeout=240) for _ in procs)
+    ids = []
+    for _ in procs:  # generous: two spawned interpreters on 2 busy cores
+        try:
+            ids.append(out.get(timeout=900))
+        except queue.Empty:
+            pytest.fail(
+                f"a climb never reported its run id; exit codes {[p.exitcode for p in procs]}"
+            )
+    ids.sort()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
