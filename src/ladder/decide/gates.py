@@ -85,9 +85,14 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
     if best is None:
         return _gate(1, "prompting exhausted", "unknown", "no prompting rung was run")
     v = _v(best, f)
+    mv = best.metrics[f.metric]
+    ci = f" (95% CI [{mv.ci_low:.2f}, {mv.ci_high:.2f}])"  # every verdict with its interval
     if f.bar is None:
         return _gate(
-            1, "prompting exhausted", "unknown", f"no bar declared; best prompt {best.rung} {v:.2f}"
+            1,
+            "prompting exhausted",
+            "unknown",
+            f"no bar declared; best prompt {best.rung} {v:.2f}{ci}",
         )
     if v >= f.bar:
         shown = (
@@ -99,7 +104,7 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
             1,
             "prompting exhausted",
             "no",
-            f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}{shown}",
+            f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}{ci}{shown}",
             best=best.rung,
             value=v,
         )
@@ -108,11 +113,11 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
     if rec:
         top = rec[0]
         more = f" (+{len(rec) - 1} more)" if len(rec) > 1 else ""
-        ev = f'best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}; "{top["category"]}" errors recur in {top["variants_with"]}/{fa["variants"]} variants{more}'
+        ev = f'best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}{ci}; "{top["category"]}" errors recur in {top["variants_with"]}/{fa["variants"]} variants{more}'
         return _gate(
             1, "prompting exhausted", "yes", ev, best=best.rung, value=v, recurring=len(rec)
         )
-    ev = f"best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}, but no error recurs across prompt variants: rewording may still help"
+    ev = f"best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}{ci}, but no error recurs across prompt variants: rewording may still help"
     return _gate(1, "prompting exhausted", "unclear", ev, best=best.rung, value=v)
 
 
