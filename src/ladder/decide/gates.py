@@ -80,6 +80,73 @@ def _per_day(per_month_volume: float | None) -> float | None:
 # ---------------------------------------------------------------- the gates
 
 
+def prompting_tried(cards: list) -> tuple[list[str], list[str]]:
+    """What the prompting search tried (technique, on which rungs), and what applies but was not.
+
+    Read from each prompting rung's dev selection, where every variant names its techniques.
+    """
+    prompting = [c for c in cards if c.rung in PROMPTING]
+    where: dict[str, list[str]] = {}
+    demos: dict[str, set[str]] = {}
+    for card in prompting:
+        for sel in (card.selection or {}).values():
+            for t in sel.get("techniques", []):
+                if " demonstrations (" in t:
+                    k, strategy = t.split(" demonstrations (")
+                    demos.setdefault(k, set()).add(strategy.rstrip(")"))
+                    t = "demonstrations"
+                rungs = where.setdefault(t, [])
+                if card.rung not in rungs:
+                    rungs.append(card.rung)
+    tried = []
+    for t, rungs in where.items():
+        if t == "demonstrations":
+            ks = "; ".join(f"k={k}: {', '.join(sorted(v))}" for k, v in sorted(demos.items()))
+            tried.append(f"demonstrations ({ks})")
+        else:
+            tried.append(f"{t} ({', '.join(rungs)})")
+    untried = []
+    scored = any((c.solution or {}).get("mode") == "score" for c in prompting)
+    if "demonstrations" not in where:
+        untried.append("demonstrations (the few-shot rung did not run)")
+    elif len(demos) == 1:
+        untried.append("other numbers of demonstrations (rungs.few-shot.k: [2, 8])")
+    if "chain-of-thought" not in where:
+        untried.append("chain-of-thought (rungs.zero-shot.chain_of_thought: true)")
+    if "label list" in where and "label definitions" not in where:
+        untried.append("label definitions (labels as `label: description` in task.yaml)")
+    if scored and "calibration" not in where:
+        untried.append("calibration (rungs.few-shot.calibrate: true)")
+    return tried, untried
+
+
+SURVIVES = 0.5  # a targeted variant keeps at least half the errors the others average
+
+
+def _targets(category: str, f: Facts) -> str | None:
+    """The technique that targets an error category, or None when every variant does."""
+    if f.n_labels and " → " in category:
+        return "explicit format" if category.endswith("(invalid answer)") else "calibration"
+    return None
+
+
+def _survival(row: dict[str, Any], selection: dict[str, Any], f: Facts, scored: bool):
+    """('survives' | 'removed' | 'untested', the targeting variant, its count, the others' mean)."""
+    technique = _targets(row["category"], f)
+    per = row.get("per_variant") or {}
+    if technique is None or not per:
+        return "survives", None, None, None
+    targeted = [v for v in per if technique in (selection.get(v) or {}).get("techniques", [])]
+    others = [per[v] for v in per if v not in targeted]
+    mean = sum(others) / len(others) if others else 0.0
+    if not targeted:
+        applies = technique != "calibration" or scored
+        return ("untested" if applies else "survives"), None, None, mean
+    best_v = min(targeted, key=lambda v: per[v])
+    kept = per[best_v] >= max(2, SURVIVES * mean)
+    return ("survives" if kept else "removed"), best_v, per[best_v], mean
+
+
 def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
     best = _best([c for c in cards if c.rung in PROMPTING], f)
     if best is None:
@@ -87,12 +154,18 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
     v = _v(best, f)
     mv = best.metrics[f.metric]
     ci = f" (95% CI [{mv.ci_low:.2f}, {mv.ci_high:.2f}])"  # every verdict with its interval
+    tried, untried = prompting_tried(cards)
+    listed = {"tried": tried, "not_tried": untried}
+    said = "; tried: " + ", ".join(tried) if tried else ""
+    if untried:
+        said += "; not tried: " + ", ".join(untried)
     if f.bar is None:
         return _gate(
             1,
             "prompting exhausted",
             "unknown",
             f"no bar declared; best prompt {best.rung} {v:.2f}{ci}",
+            **listed,
         )
     if v >= f.bar:
         shown = (
@@ -107,18 +180,57 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
             f"{best.rung} reaches {v:.2f} ≥ bar {f.bar:.2f}{ci}{shown}",
             best=best.rung,
             value=v,
+            **listed,
         )
     fa = best.failure_analysis or {}
     rec = [r for r in fa.get("categories", []) if r.get("recurring")]
-    if rec:
-        top = rec[0]
-        more = f" (+{len(rec) - 1} more)" if len(rec) > 1 else ""
-        ev = f'best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}{ci}; "{top["category"]}" errors recur in {top["variants_with"]}/{fa["variants"]} variants{more}'
-        return _gate(
-            1, "prompting exhausted", "yes", ev, best=best.rung, value=v, recurring=len(rec)
+    below = f"best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}{ci}"
+    if not rec:
+        ev = f"{below}, but no error recurs across prompt variants: rewording may still help{said}"
+        return _gate(1, "prompting exhausted", "unclear", ev, best=best.rung, value=v, **listed)
+    scored = (best.solution or {}).get("mode") == "score"
+    sel = best.selection or {}
+    fates = [(r, *_survival(r, sel, f, scored)) for r in rec]
+    survivors = [x for x in fates if x[1] == "survives"]
+    removed = [x for x in fates if x[1] == "removed"]
+    untested = [x for x in fates if x[1] == "untested"]
+    nums = dict(
+        best=best.rung,
+        value=v,
+        recurring=len(rec),
+        surviving=len(survivors),
+        removed=[r["category"] for r, *_ in removed],
+        untested=[r["category"] for r, *_ in untested],
+        **listed,
+    )
+    gone = ""
+    if removed:
+        r, _, var, n, mean = removed[0]
+        more = f" (+{len(removed) - 1} more)" if len(removed) > 1 else ""
+        gone = (
+            f'; "{r["category"]}" is a bias calibration removes ({mean:.1f} → {n} in '
+            f"{var}){more}, not a ceiling"
         )
-    ev = f"best prompt {best.rung} {v:.2f} < bar {f.bar:.2f}{ci}, but no error recurs across prompt variants: rewording may still help"
-    return _gate(1, "prompting exhausted", "unclear", ev, best=best.rung, value=v)
+    if survivors:
+        top, _, var, n, _ = survivors[0]
+        more = f" (+{len(survivors) - 1} more)" if len(survivors) > 1 else ""
+        targeted = f", {n} in {var}, which targets it" if var else ""
+        ev = (
+            f'{below}; "{top["category"]}" errors recur in {top["variants_with"]}/'
+            f"{fa['variants']} variants{targeted}{more}{gone}{said}"
+        )
+        return _gate(1, "prompting exhausted", "yes", ev, **nums)
+    if untested:
+        top = untested[0][0]
+        tech = _targets(top["category"], f)
+        ev = (
+            f'{below}; "{top["category"]}" errors recur in {top["variants_with"]}/'
+            f"{fa['variants']} variants, but no variant with {tech}, which targets them, "
+            f"was tried{gone}{said}"
+        )
+        return _gate(1, "prompting exhausted", "unclear", ev, **nums)
+    ev = f"{below}{gone}: prompting has room left (use the calibrated variant, then reword){said}"
+    return _gate(1, "prompting exhausted", "no", ev, **nums)
 
 
 def gate_knowledge(cards: list, f: Facts, comparisons: list) -> dict[str, Any]:

@@ -53,9 +53,8 @@ def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepar
         candidates = chosen
     dev = ctx.examples("dev")
     if not dev or len(candidates) == 1:
-        return Prepared(
-            candidates[0], {c.variant: {"note": "no dev selection"} for c in candidates[:1]}
-        )
+        only = candidates[0]
+        return Prepared(only, {only.variant: {"note": "no dev selection", **_tried(only)}})
     primary = primary_metric(ctx)
     with ctx.phase("dev selection"):
         if ctx.schedule == "exhaustive":
@@ -78,12 +77,19 @@ def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepar
     )
     for c in candidates:
         selection[c.variant]["chosen"] = c is best
+        selection[c.variant].update(_tried(c))
     # errors that recur across variants, on the dev items every variant answered
     shared = min(len(p) for p in per_variant.values())
     failures = recurring_errors(
         ctx.task, dev[:shared], {v: p[:shared] for v, p in per_variant.items()}
     )
     return Prepared(best, selection, failures)
+
+
+def _tried(candidate: Solution) -> dict[str, Any]:
+    """What a candidate tries (instructions, format, demonstrations, calibration...), if it says."""
+    techniques = getattr(candidate, "techniques", None)
+    return {"techniques": techniques()} if callable(techniques) else {}
 
 
 def primary_metric(ctx: Context) -> str:

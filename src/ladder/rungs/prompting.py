@@ -166,6 +166,29 @@ class PromptSolution:
             "max_demo_chars": self.max_demo_chars,
         }
 
+    def techniques(self) -> list[str]:
+        """What this variant tries, in the framework's words (gate 1 lists them)."""
+        t = self.task
+        parts = self.builder.parts
+        custom = self.template_source not in (BASE, COT)
+        out = []
+        if custom:
+            out.append(f"template {self.variant}")
+        else:
+            if parts.instructions and t.spec.instructions.strip():
+                out.append("instructions")
+            if parts.answer_format:
+                out.append("explicit format")
+            if parts.label_block and t.labels:
+                out.append("label definitions" if t.label_descriptions else "label list")
+        if self.demos is not None:
+            out.append(f"{self.demos.k} demonstrations ({self.demos.strategy})")
+        if self.cot:
+            out.append("chain-of-thought")
+        if self.calibrate:
+            out.append("calibration")
+        return out
+
     @classmethod
     def from_description(
         cls,
@@ -285,11 +308,19 @@ class PromptSolution:
         return preds
 
     def _content_free(self) -> np.ndarray:
-        """log p(label | content-free input), averaged in probability space."""
+        """log p(label | content-free input), averaged in probability space.
+
+        The content-free inputs are shown with the variant's own demonstrations (a fixed set for
+        `random` and `balanced`), so the bias removed is the one this prompt has.
+        """
         if self._cf is None:
             choices = [" " + lab for lab in self.task.labels]
+            shown = [(d.input, d.output) for d in self.demos.fixed] if self.demos else []
             res = self.engine.score(
-                [ScoreRequest(self.builder.render(t), choices) for t in CONTENT_FREE]
+                [
+                    ScoreRequest(self.builder.render(t, shown, self.max_demo_chars), choices)
+                    for t in CONTENT_FREE
+                ]
             )
             probs = []
             for r in res:
@@ -400,6 +431,9 @@ class FewShotConfig(BaseModel):
         default_factory=lambda: ["random", "knn", "balanced"]
     )
     chain_of_thought: bool = False
+    calibrate: bool = Field(
+        True, description="also try contextually calibrated variants of the fixed demonstrations"
+    )
     max_demo_chars: int = Field(
         500, ge=50, description="demonstrations are truncated to this length"
     )
@@ -435,20 +469,24 @@ class FewShot:
                 **kw,
             )
 
+        calibrated: list[PromptSolution] = []
         for strategy in cfg.selection:
             if strategy == "balanced":
                 if labels and len(labels) <= 12:
-                    out.append(
-                        sol(
-                            "balanced",
-                            DemoSelector("balanced", len(labels), train, seed, ctx, labels),
-                        )
-                    )
+                    demos = DemoSelector("balanced", len(labels), train, seed, ctx, labels)
+                    out.append(sol("balanced", demos))
+                    calibrated.append(sol("balanced+calibrated", demos, calibrate=True))
                 continue
             for k in cfg.k:
-                out.append(
-                    sol(f"{strategy}-{k}", DemoSelector(strategy, k, train, seed, ctx, labels))
-                )
+                demos = DemoSelector(strategy, k, train, seed, ctx, labels)
+                out.append(sol(f"{strategy}-{k}", demos))
+                if strategy == "random":
+                    calibrated.append(sol(f"{strategy}-{k}+calibrated", demos, calibrate=True))
+        # contextual calibration removes the label bias a fixed set of demonstrations induces
+        # (Zhao et al., 2021); `knn` shows each query its own demonstrations, so one content-free
+        # estimate cannot stand for them and it is not calibrated
+        if cfg.calibrate and out and out[0].mode == "score":
+            out += calibrated
         if cfg.chain_of_thought:
             k = cfg.k[0]
             out.append(
