@@ -8,7 +8,7 @@ PIP      := $(BIN)/python -m pip install -c constraints.txt
 EXTRAS   ?= all,dev,llamacpp,pg
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install install-demo demo test test-unit test-integration lint bench clean lock lock-check vllm-venv
+.PHONY: install install-demo demo test test-unit test-integration lint bench clean lock lock-check vllm-venv promptfoo
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,20 @@ $(VLLM_VENV)/.installed:
 
 vllm-venv: $(VLLM_VENV)/.installed
 
+# promptfoo from npm for the export round trip (tests/integration/test_promptfoo_roundtrip.py):
+# 0.118.17 is the newest release that runs on Debian's node 20. npm runs none of its install
+# scripts (its native SQLite binding is not needed for `promptfoo eval -o results.json`), so this
+# takes about 4 minutes once. Without npm the round trip skips, saying how to install it.
+PROMPTFOO_VERSION ?= 0.118.17
+PROMPTFOO_DIR ?= $(HOME)/.cache/ladder/promptfoo-$(PROMPTFOO_VERSION)
+$(PROMPTFOO_DIR)/node_modules/.bin/promptfoo:
+	@if command -v npm >/dev/null 2>&1; then \
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --ignore-scripts \
+	    --loglevel=error --prefix $(PROMPTFOO_DIR) promptfoo@$(PROMPTFOO_VERSION); \
+	else echo "npm not found: the promptfoo round trip will skip (apt install nodejs npm)"; fi
+
+promptfoo: $(PROMPTFOO_DIR)/node_modules/.bin/promptfoo
+
 # the main job: the embedded model on the bundled email-triage task
 demo:
 	$(MAKE) install EXTRAS=all
@@ -44,16 +58,16 @@ demo:
 
 # both tiers (a bare `pytest` runs only the fast one); the vLLM test runs once `make vllm-venv`
 # has built its environment (about 3.5 GB, 10+ minutes on 2 cores), and skips saying so before
-test: install
+test: install promptfoo
 	$(BIN)/ladder models prepare
-	$(BIN)/python -m pytest -m "integration or not integration"
+	LADDER_PROMPTFOO_DIR=$(PROMPTFOO_DIR) $(BIN)/python -m pytest -m "integration or not integration"
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration"
 
-test-integration: install
+test-integration: install promptfoo
 	$(BIN)/ladder models prepare
-	$(BIN)/python -m pytest -m integration
+	LADDER_PROMPTFOO_DIR=$(PROMPTFOO_DIR) $(BIN)/python -m pytest -m integration
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

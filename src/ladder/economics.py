@@ -26,7 +26,6 @@ from ladder.prices import ModelPrice, PriceBook, PriceError
 DAYS_PER_MONTH = 365.25 / 12  # calendar average: 12 months are exactly one year
 PER_MILLION = 1e6
 SECONDS_PER_HOUR = 3600.0
-FINE_TUNED_RUNGS = ("lora", "distill")
 
 
 class VolumeError(LadderError):
@@ -221,7 +220,10 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
 def is_fine_tuned(card: Any) -> bool:
-    return card.rung in FINE_TUNED_RUNGS or "training" in (card.extras or {})
+    """A rung of the fine-tune family (as it declares), or any card that records its training."""
+    from ladder.registry import rung_family
+
+    return rung_family(card.rung) == "fine-tune" or "training" in (card.extras or {})
 
 
 def _runs_locally(engine: dict[str, Any]) -> bool:

@@ -25,16 +25,12 @@ CACHE = Path(os.environ.get("LADDER_PROMPTFOO_DIR", f"~/.cache/ladder/promptfoo-
 
 
 def promptfoo_bin() -> Path:
-    """promptfoo's CLI from a cache folder installed with npm (not installed by the test: its
-    native SQLite binding builds from source here, longer than a test should take)."""
+    """promptfoo's CLI from the cache folder `make promptfoo` installs with npm (`make test` does)."""
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("node/npm not found: install Debian's `nodejs npm` (apt) to run promptfoo")
     prefix = CACHE.expanduser()
     exe = prefix / "node_modules" / ".bin" / "promptfoo"
-    hint = (
-        f"npm_config_nodedir=/usr PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix {prefix} "
-        f"promptfoo@{PROMPTFOO}"
-    )
+    hint = f"make promptfoo PROMPTFOO_DIR={prefix}"
     if not exe.exists():
         pytest.skip(f"promptfoo is not installed: {hint}")
     res = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)

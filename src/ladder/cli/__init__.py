@@ -39,6 +39,7 @@ def _register() -> None:
         init,
         keys,
         models,
+        plugins,
         report,
         runs,
         serve,
@@ -58,6 +59,7 @@ def _register() -> None:
         curate,
         keys,
         export,
+        plugins,
     ):
         module.register(app)
     _registered = True

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ladder.decide.gates import (
-    PROMPTING,
-    RETRIEVAL,
     Facts,
     _best,
     _v,
@@ -29,7 +27,7 @@ from ladder.decide.gates import meets as meets_bar
 from ladder.economics import human, is_fine_tuned, money, monthly_cost, option_of, per_month
 from ladder.evaluation.compare import find
 
-__all__ = ["PROMPTING", "RETRIEVAL", "Facts", "decide", "hybrid_pair"]
+__all__ = ["Facts", "decide", "hybrid_pair"]
 
 
 # ---------------------------------------------------------------- the recommendation
@@ -38,7 +36,9 @@ __all__ = ["PROMPTING", "RETRIEVAL", "Facts", "decide", "hybrid_pair"]
 def _kind_of(card) -> str:
     if is_fine_tuned(card):
         return "fine-tune"
-    return "retrieve" if card.rung in RETRIEVAL else "prompt"
+    from ladder.registry import rung_family
+
+    return "retrieve" if rung_family(card.rung) == "retrieve" else "prompt"
 
 
 def _monthly(card, f: Facts) -> float:

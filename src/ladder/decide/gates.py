@@ -26,8 +26,6 @@ from ladder.economics import (
 from ladder.evaluation.compare import find
 from ladder.scenario import payback_days
 
-PROMPTING = ("zero-shot", "few-shot")
-RETRIEVAL = ("rag", "long-context")
 LONG_PROMPT_TOKENS = 1000  # the framework: a spec of thousands of tokens is a reason to fine-tune
 MIN_TRAIN, MIN_HOLDOUT = 100, 50  # rule of thumb when no data-sufficiency curve was measured
 FORGETTING_TOLERANCE = 0.05  # adjacent-task loss may rise 5% before the task counts as not narrow
@@ -47,6 +45,13 @@ class Facts:
     split: dict[str, int] = field(default_factory=dict)
     amortize_months: float = 3.0
     bar_confidence: float = 0.95  # "meets the bar" means P(metric ≥ bar) ≥ this (bootstrap)
+
+
+def _family(cards: list, family: str) -> list:
+    """The cards of rungs that declare this family (prompt, retrieve, fine-tune, other)."""
+    from ladder.registry import rung_family
+
+    return [c for c in cards if rung_family(c.rung) == family]
 
 
 def _gate(n: int, name: str, answer: str, evidence: str, **numbers: Any) -> dict[str, Any]:
@@ -85,7 +90,7 @@ def prompting_tried(cards: list) -> tuple[list[str], list[str]]:
 
     Read from each prompting rung's dev selection, where every variant names its techniques.
     """
-    prompting = [c for c in cards if c.rung in PROMPTING]
+    prompting = _family(cards, "prompt")
     where: dict[str, list[str]] = {}
     demos: dict[str, set[str]] = {}
     for card in prompting:
@@ -148,7 +153,7 @@ def _survival(row: dict[str, Any], selection: dict[str, Any], f: Facts, scored: 
 
 
 def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
-    best = _best([c for c in cards if c.rung in PROMPTING], f)
+    best = _best(_family(cards, "prompt"), f)
     if best is None:
         return _gate(1, "prompting exhausted", "unknown", "no prompting rung was run")
     v = _v(best, f)
@@ -236,8 +241,8 @@ def gate_prompting(cards: list, f: Facts) -> dict[str, Any]:
 def gate_knowledge(cards: list, f: Facts, comparisons: list) -> dict[str, Any]:
     if f.knowledge == "volatile":
         return _gate(2, "knowledge volatile", "yes", "task.yaml says knowledge: volatile")
-    retr = _best([c for c in cards if c.rung in RETRIEVAL], f)
-    prompt = _best([c for c in cards if c.rung in PROMPTING], f)
+    retr = _best(_family(cards, "retrieve"), f)
+    prompt = _best(_family(cards, "prompt"), f)
     if retr is None or prompt is None:
         docs = "documents given but no retrieval rung run" if f.documents else "no documents"
         return _gate(2, "knowledge volatile", "no", f"no (task says stable; {docs})")
@@ -395,7 +400,7 @@ def gate_volume(
 
 def signals(cards: list, f: Facts) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    best = _best([c for c in cards if c.rung in PROMPTING], f)
+    best = _best(_family(cards, "prompt"), f)
     if best is not None:
         long = best.tokens_in >= LONG_PROMPT_TOKENS
         out["prompt_tokens"] = {

@@ -23,6 +23,7 @@ class Prepared:
 
 class Rung(Protocol):
     name: str
+    family: str  # prompt | retrieve | fine-tune | other (ladder.registry.FAMILIES)
     Config: type[BaseModel]
 
     def skip_reason(self, ctx: Context) -> str | None: ...

@@ -156,6 +156,7 @@ class LongContext:
     """Full-context prompting with the corpus as a cached prefix, when it fits the budget."""
 
     name = "long-context"
+    family = "retrieve"
     Config = LongContextConfig
 
     def _engine(self, ctx: Context, cfg: LongContextConfig):

@@ -390,6 +390,7 @@ class Lora:
     """A LoRA adapter on the train split, evaluated with a short prompt on the same hold-out."""
 
     name = "lora"
+    family = "fine-tune"
     Config = LoraConfig
 
     def skip_reason(self, ctx: Context) -> str | None:

@@ -381,6 +381,7 @@ class ZeroShot:
     """Instructions and an explicit output format; the variants differ in what they show."""
 
     name = "zero-shot"
+    family = "prompt"
     Config = ZeroShotConfig
 
     def skip_reason(self, ctx: Context) -> str | None:
@@ -445,6 +446,7 @@ class FewShot:
     """k demonstrations from train: random, nearest by embedding (MiniLM), or one per label."""
 
     name = "few-shot"
+    family = "prompt"
     Config = FewShotConfig
 
     def skip_reason(self, ctx: Context) -> str | None:

@@ -149,6 +149,7 @@ class Rag:
     """Retrieval-augmented answers with citations, over the task's documents."""
 
     name = "rag"
+    family = "retrieve"
     Config = RagConfig
 
     def skip_reason(self, ctx: Context) -> str | None:
