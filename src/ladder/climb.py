@@ -26,6 +26,7 @@ from ladder.evaluation.scorecard import Scorecard
 from ladder.fsutil import atomic_write_json
 from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
+from ladder.rungs.base import RungSkipped
 from ladder.store.db import Store
 from ladder.task import Task, load_task
 from ladder.timing import CLIMB, PhaseClock, phase_table
@@ -291,8 +292,13 @@ def _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook)
                     continue
                 if plan is not None:
                     emit("eta", rung=name, left_s=_left(plan, rung_names, name))
-                with ctx.clock.rung_scope(name):
-                    card = _run_rung(ctx, rung, emit)
+                try:
+                    with ctx.clock.rung_scope(name):
+                        card = _run_rung(ctx, rung, emit)
+                except RungSkipped as exc:  # declined once it had measured (stored as skipped)
+                    skipped[name] = exc.reason
+                    emit("rung_skip", rung=name, reason=exc.reason)
+                    continue
             cards.append(card)
             if _bar_met(task, card):
                 bar_met_by = bar_met_by or name
@@ -355,6 +361,9 @@ def _run_rung(ctx: Context, rung, emit: Events) -> Scorecard:
         prepared = rung.prepare(ctx)
         emit("rung_prepared", rung=rung.name, prepared=prepared)
         card = evaluate(ctx, prepared)
+    except RungSkipped as exc:
+        ctx.store.finish_rung(ctx.run_id, rung.name, "skipped", reason=exc.reason)
+        raise
     except LadderError as exc:
         ctx.store.finish_rung(ctx.run_id, rung.name, "failed", reason=str(exc))
         raise

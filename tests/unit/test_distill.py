@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 import lora_tasks
-from conftest import write_extract_task
+from conftest import write_classify_task, write_extract_task
 from ladder.climb import ClimbOptions, climb
 from ladder.dataset import load_dataset
 from ladder.engines.fake import FakeEngine
@@ -25,7 +25,7 @@ one_thread, tiny = lora_tasks.one_thread, lora_tasks.tiny  # shared fixtures
 DISTILL = "  distill: {{teacher: {teacher}, epochs: 2, lr: 0.01, min_examples: 4, batch_size: 4}}\n"
 
 
-def oracle(task: Path) -> FakeEngine:
+def oracle(task: Path, name: str = "fake") -> FakeEngine:
     """A teacher that knows every gold label (it reads the input after the prompt's cue)."""
     gold = {e.input: e.output for e in load_dataset(load_task(task)).examples}
 
@@ -34,13 +34,13 @@ def oracle(task: Path) -> FakeEngine:
         label = gold.get(text)
         return [0.0 if c.strip() == label else -5.0 for c in req.choices]
 
-    return FakeEngine("fake", scorer=scorer)
+    return FakeEngine(name, scorer=scorer)
 
 
 def run(task: Path, engine: FakeEngine | None = None, **opts):
     def hook(ctx):
         if engine is not None:
-            ctx.set_engine("fake", engine)
+            ctx.set_engine(engine.model, engine)
 
     return climb(task, ClimbOptions(**{"rungs": ["distill"], **opts}), ctx_hook=hook)
 
@@ -128,3 +128,162 @@ def test_a_bad_teacher_is_one_clear_paragraph(tmp_path, tiny, run_cli, teacher, 
     assert code == 2 and "Traceback" not in out + err
     text = " ".join((out + err).split())
     assert all(p in text for p in parts), text
+
+
+# ---------------------------------------------------------------- the default teacher
+
+KNOBS = "epochs: 1, lr: 0.01, min_examples: 4, batch_size: 4, forgetting: false"
+AUTO = f"  distill: {{{KNOBS}}}\n"  # no teacher: the default
+QUICK_LORA = (
+    "{epochs: 1, lr: 0.01, min_examples: 8, batch_size: 4, data_curve: null, forgetting: false}"
+)
+
+
+def two_models(root: Path, tiny: Path, others=("big",), lora: str = QUICK_LORA) -> Path:
+    """The student's base `tiny` plus other models on the fake engine, the default teacher."""
+    entries = ", ".join(
+        [f"tiny: {{engine: hf, path: '{tiny}', options: {{threads: 1}}}}"]
+        + [f"{m}: {{engine: fake}}" for m in others]
+    )
+    yaml = (
+        f"model: tiny\nmodels: {{{entries}}}\nrungs:\n  lora: {lora}\n"
+        f"  few-shot: {{selection: [random]}}\n{AUTO}"
+    )
+    return write_classify_task(root, rows=rows(), extra_yaml=yaml)
+
+
+def wrong(task: Path, name: str) -> FakeEngine:
+    """A teacher that never gives the gold label."""
+    gold = oracle(task).scorer
+
+    def scorer(req):
+        return [-x for x in gold(req)]
+
+    return FakeEngine(name, scorer=scorer)
+
+
+@pytest.mark.parametrize(
+    ("others", "parts"),
+    [
+        ((), ["no teacher better than the student", "student's own base model (tiny)",
+              "add one under `models:` or set rungs.distill.teacher"]),
+        (("big", "huge"), ["2 models other than the student's base (tiny)", "(big, huge)",
+                           "rungs.distill.teacher: NAME"]),
+    ],
+)  # fmt: skip
+def test_without_one_other_model_the_default_teacher_skips_saying_why(
+    tmp_path, tiny, run_cli, others, parts
+):
+    task = two_models(tmp_path / "t", tiny, others)
+    code, out, err = run_cli("climb", task, "--rungs", "zero-shot,distill", "--all")
+    assert code == 0, out + err
+    text = " ".join(out.split())
+    assert "distill skipped: " in text and all(p in text for p in parts), text
+    run = Store().list_runs("tiny")[0]
+    row = {r["rung"]: r for r in Store().rungs(run["id"])}["distill"]
+    assert row["status"] == "skipped" and all(p in row["reason"] for p in parts)
+    assert run["status"] == "finished" and [c["rung"] for c in Store().scorecards(run["id"])] == [
+        "zero-shot"
+    ]
+    plan = json.loads((Path(run["run_dir"]) / "plan.json").read_text())
+    assert "distill" not in plan["rungs"]  # not budgeted: it is known to skip
+    code, out, err = run_cli("train", task, "--rung", "distill")
+    text = " ".join((out + err).split())
+    assert code == 2 and "Traceback" not in text and "skipped, nothing trained" in text, text
+    assert all(p in text for p in parts), text
+
+
+def test_the_one_other_configured_model_teaches_with_its_best_prompt_on_dev(tmp_path, tiny):
+    task = two_models(tmp_path / "t", tiny)
+    res = run(task, oracle(task, "big"), rungs=["lora", "distill"], all_rungs=True)
+    lora, student = res.scorecards
+    t = student.extras["teacher"]
+    variant = t["solution"].removeprefix("big (").removesuffix(")")
+    assert t["model"] == "big" and t["solution"] == f"big ({variant})"
+    assert student.extras["teacher_holdout"]["accuracy"] == 1.0
+    chosen = next(s for s in lora.selection.values() if s["chosen"])
+    assert t["check"] == {
+        "compared": True,
+        "metric": "accuracy",
+        "teacher_dev": 1.0,
+        "lora_dev": chosen["accuracy"],
+    }
+    store = Store()
+    # the teacher's dev selection is stored as distill's, apart from the prompting rungs'
+    assert len(store.predictions(res.run_id, "distill", variant, "dev")) == len(res.dataset.dev)
+    assert not store.predictions(res.run_id, "zero-shot", variant, "dev")
+    assert len(store.predictions(res.run_id, "distill", variant, "pool")) == t["calls"]
+
+
+def test_a_teacher_no_better_than_lora_on_dev_is_skipped_with_both_figures(tmp_path, tiny):
+    task = two_models(tmp_path / "t", tiny)
+    events = []
+    teacher = wrong(task, "big")
+
+    def hook(ctx):
+        ctx.set_engine("big", teacher)
+
+    opts = {"rungs": ["lora", "distill"], "all_rungs": True}
+    res = climb(
+        task, ClimbOptions(**opts), ctx_hook=hook, events=lambda e, **d: events.append((e, d))
+    )
+    assert res.status == "finished" and [c.rung for c in res.scorecards] == ["lora"]
+    lora_dev = next(s for s in res.scorecards[0].selection.values() if s["chosen"])["accuracy"]
+    reason = res.skipped["distill"]
+    assert (
+        reason.startswith("teacher big (")
+        and (
+            f"scores 0.00 accuracy on dev, not above lora's {lora_dev:.2f} on the same "
+            f"{len(res.dataset.dev)} dev items (the student trained on gold labels)"
+        )
+        in reason
+    ), reason
+    assert ("rung_skip", {"rung": "distill", "reason": reason}) in events
+    store = Store()
+    row = {r["rung"]: r for r in store.rungs(res.run_id)}["distill"]
+    assert row["status"] == "skipped" and row["reason"] == reason
+    assert store.get_run(res.run_id)["status"] == "finished"
+    assert not (res.run_dir / "distill").exists()  # nothing labelled, nothing trained
+    assert not any(
+        store.predictions(res.run_id, "distill", v, "pool") for v in res.scorecards[0].selection
+    )
+    # a resumed run decides again, from the stored dev answers: the teacher answers nothing
+    teacher.calls = {"generate": 0, "score": 0}
+    again = climb(task, ClimbOptions(**opts, run_id=res.run_id), ctx_hook=hook)
+    assert again.skipped == {"distill": reason} and again.status == "finished"
+    assert teacher.calls == {"generate": 0, "score": 0}
+
+
+def test_prompting_rungs_on_another_model_teach_as_they_were_prepared(tmp_path, tiny):
+    """`model: fake` for prompting, the student on tiny: the best prompting rung teaches."""
+    yaml = (
+        f"model: fake\nmodels: {{tiny: {{engine: hf, path: '{tiny}', options: {{threads: 1}}}}}}\n"
+        f"rungs:\n  few-shot: {{selection: [random, balanced]}}\n"
+        f"  distill: {{model: tiny, {KNOBS}}}\n"
+    )
+    task = write_classify_task(tmp_path / "t", rows=rows(), extra_yaml=yaml)
+    teacher = oracle(task)
+    before = {}
+
+    def hook(ctx):
+        ctx.set_engine("fake", teacher)
+
+    def events(event, **data):
+        if event == "rung_start" and data["rung"] == "distill":
+            before.update(teacher.calls)
+
+    res = climb(
+        task,
+        ClimbOptions(rungs=["zero-shot", "few-shot", "distill"], all_rungs=True),
+        ctx_hook=hook,
+        events=events,
+    )
+    zero, few, student = res.scorecards
+    t = student.extras["teacher"]
+    assert t["solution"] == f"zero-shot ({zero.variant})"  # a tie on dev goes to the cheaper rung
+    assert t["check"]["compared"] is False and "no lora scorecard" in t["check"]["why"]
+    assert student.model == "tiny+distill"
+    n = len(Store().predictions(res.run_id, "zero-shot", zero.variant, "pool"))
+    assert n == t["calls"] == len(res.dataset.train)
+    # the prompting rungs' dev and hold-out answers were reused: the teacher only labelled the pool
+    assert teacher.calls["score"] - before["score"] == t["calls"]

@@ -201,7 +201,7 @@ def test_extract_adapters_generate_json_through_the_same_path(tmp_path, tiny):
         (["--quantize", "4bit"], LORA, ["needs a CUDA GPU"]),
         ([], "{r: 0}", ["line 12", "rungs.lora.r", "greater than or equal to 1"]),
         ([], "{target_modules: [qkv]}", ["no linear layer named qkv", "q_proj"]),
-        ([], "{min_examples: 500}", ["cannot run here", "min_examples is 500"]),
+        ([], "{min_examples: 500}", ["skipped, nothing trained", "min_examples is 500"]),
         (["--lr", "1e9"], LORA, ["rungs.lora.lr", "less than or equal to 1"]),
     ],
 )

@@ -99,4 +99,4 @@ def train_cmd(
     )
     result = _run(task, opts)
     if rung in result.skipped:
-        raise LadderError(f"the {rung} rung cannot run here: {result.skipped[rung]}.")
+        raise LadderError(f"the {rung} rung was skipped, nothing trained: {result.skipped[rung]}.")

@@ -21,6 +21,18 @@ class Prepared:
     extras: dict[str, Any] = field(default_factory=dict)  # rung-specific facts for the scorecard
 
 
+class RungSkipped(Exception):
+    """Raised by `prepare` when a rung declines after it started (a measured check failed).
+
+    The climb records it exactly like a `skip_reason`: status `skipped`, the reason stored and
+    printed, and the climb goes on with the next rung.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Rung(Protocol):
     name: str
     family: str  # prompt | retrieve | fine-tune | other (ladder.registry.FAMILIES)

@@ -1,6 +1,13 @@
 """The `distill` rung: a LoRA student trained on a teacher's answers for unlabeled inputs.
 
-The teacher (`rungs.distill.teacher`) is one of:
+The teacher (`rungs.distill.teacher`) is, by default (`auto`), a prompt on a model other than
+the student's own base model (a teacher prompting that base only hands the student its errors):
+- the best prompting rung of this run (zero-shot or few-shot, best on dev) when the prompting
+  rungs run on another model than the student's base;
+- else the best zero-shot/few-shot prompt on the one other model configured under `models:`,
+  chosen on dev under the rung name `distill`;
+- else none, and the rung is skipped, saying so (several other models: name one).
+An explicit teacher is one of:
 - a rung name (`few-shot`, `zero-shot`, `lora`, a plugin's rung): the solution that rung
   prepares in this run; its dev selection and stored predictions are reused, not redone;
 - a folder holding a Ladder adapter (`ladder-adapter.json`): that adapter on its base model;
@@ -12,13 +19,18 @@ Inputs that also appear in dev or the hold-out (normalised text) are removed: th
 never trains anything, not even through a teacher. Only answers that parse and pass the task's
 validation (a known label, a schema-valid object) become training examples.
 
+Before anything is labelled, a run that has a `lora` scorecard compares the teacher's dev score
+(primary metric) with lora's: a teacher no better than the student trained on gold labels can
+only teach its errors, so the rung declines (`RungSkipped`) with both figures.
+
 The scorecard reports the student on the hold-out like any rung, plus `extras["teacher"]`
-(what labelling cost: calls, tokens, seconds, kept, dropped) and `extras["agreement_with_teacher"]`
+(what labelling cost: calls, tokens, seconds, kept, dropped; `check`: what was compared with lora) and `extras["agreement_with_teacher"]`
 (share of hold-out items where student and teacher give the same answer).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,14 +40,19 @@ from pydantic import Field
 from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import DataError, TaskError
-from ladder.rungs.base import Prepared
+from ladder.rungs.base import Prepared, RungSkipped, primary_metric, select_on_dev
 from ladder.rungs.lora import Fitted, Lora, LoraConfig, finish, fit, rung_config, serve_adapter
 from ladder.solution import Solution
 
+AUTO = "auto"
+PROMPTING = ("zero-shot", "few-shot")  # the rungs whose best prompt can teach by default
+
 
 class DistillConfig(LoraConfig):
-    teacher: str = Field(
-        "few-shot", description="a rung of this run, an adapter folder, or a model name"
+    teacher: str | None = Field(
+        None,
+        description="auto (default): the best prompt on a model other than the student's base; "
+        "or a rung of this run, an adapter folder, a model name",
     )
     pool: int | None = Field(None, ge=1, description="label at most the first N pool inputs")
     data_curve: list[int] | Literal["auto"] | None = Field(
@@ -60,28 +77,170 @@ def build_pool(ctx: Context, limit: int | None) -> tuple[list[Example], int, str
     return (pool[:limit] if limit else pool), removed, source
 
 
-def teacher_solution(ctx: Context, spec: str) -> tuple[Solution, str]:
-    """The solution that labels the pool, and a short description of it."""
+@dataclass
+class Teacher:
+    solution: Solution
+    label: str  # what the scorecard and the skip reasons call it
+
+
+@dataclass
+class AutoTeacher:
+    """What `teacher: auto` resolves to, decided without any prediction."""
+
+    rungs: list[str] = field(
+        default_factory=list
+    )  # prompting rungs on another model than the student's
+    model: str | None = None  # else: the one model under `models:` other than the student's base
+    reason: str | None = None  # else: why there is no teacher worth learning from
+
+
+def auto_teacher(ctx: Context, cfg: DistillConfig) -> AutoTeacher:
+    """The default teacher: a prompt on a model other than the student's own base model.
+
+    The student starts from its base model; a teacher prompting that same model only hands it
+    its own errors, so the teacher must run on another model: the prompting rungs' when they
+    do, else the one other model configured under `models:`.
+    """
+    from ladder.registry import registries
+
+    base = cfg.model or ctx.model
+    regs = registries()
+    rungs = []
+    for name in PROMPTING:
+        if name in regs.rungs:
+            rung = regs.rungs.get(name)
+            model = getattr(ctx.rung_config(rung), "model", None) or ctx.model
+            if model != base and not rung.skip_reason(ctx):
+                rungs.append(name)
+    if rungs:
+        return AutoTeacher(rungs=rungs)
+    others = [m for m in ctx.task.spec.models if m != base]
+    if len(others) == 1:
+        return AutoTeacher(model=others[0])
+    if others:
+        return AutoTeacher(
+            reason=f"no single teacher: {len(others)} models other than the student's base "
+            f"({base}) are configured under `models:` ({', '.join(others)}); choose one with "
+            f"rungs.distill.teacher: NAME"
+        )
+    return AutoTeacher(
+        reason=f"no teacher better than the student: the prompting rungs run on the student's "
+        f"own base model ({base}) and no larger model is configured; add one under `models:` "
+        f"or set rungs.distill.teacher"
+    )
+
+
+def choose_teacher(ctx: Context, cfg: DistillConfig) -> Teacher:
+    """The solution that labels the pool: the configured one, or the automatic choice."""
+    if cfg.teacher not in (None, AUTO):
+        return teacher_solution(ctx, cfg.teacher)
+    auto = auto_teacher(ctx, cfg)
+    if auto.reason:
+        raise RungSkipped(auto.reason)
+    if auto.model:
+        return best_prompt_on(ctx, auto.model)
+    teachers = [rung_teacher(ctx, name) for name in auto.rungs]
+    # the best on dev (ties to the cheaper rung, listed first); without dev, the last listed
+    scores = [dev_score(ctx, t.solution) for t in teachers]
+    if all(s is None for s in scores):
+        return teachers[-1]
+    return max(zip(teachers, scores), key=lambda ts: -1.0 if ts[1] is None else ts[1])[0]
+
+
+def best_prompt_on(ctx: Context, model: str) -> Teacher:
+    """Zero-shot and few-shot variants on `model`, chosen on dev under the rung name distill."""
+    from ladder.registry import registries
+
+    regs = registries()
+    candidates = []
+    for name in PROMPTING:
+        rung = regs.rungs.get(name) if name in regs.rungs else None
+        if rung is not None and not rung.skip_reason(ctx):
+            candidates += rung.candidates(ctx, model=model)
+    for c in candidates:  # their dev answers are the teacher's, not the prompting rungs'
+        c.rung = "distill"
+    sol = select_on_dev(ctx, candidates, "distill").solution
+    return Teacher(sol, f"{model} ({sol.variant})")
+
+
+def rung_teacher(ctx: Context, name: str) -> Teacher:
+    """The solution a rung of this run prepares (stored dev answers are reused, not redone)."""
+    from ladder.registry import registries
+
+    rung = registries().rungs.get(name)
+    reason = rung.skip_reason(ctx)
+    if reason:
+        raise TaskError(f"the teacher rung {name!r} cannot run: {reason}.", where=ctx.task.file)
+    try:
+        sol = rung.prepare(ctx).solution
+    except RungSkipped as exc:
+        raise RungSkipped(f"the teacher rung {name} declined: {exc.reason}") from None
+    return Teacher(sol, f"{name} ({sol.variant})")
+
+
+def teacher_solution(ctx: Context, spec: str) -> Teacher:
+    """The teacher `rungs.distill.teacher` names: a rung, an adapter folder or a model."""
     from ladder.models import resolve_model
     from ladder.registry import registries
     from ladder.rungs.prompting import PromptSolution
     from ladder.training.adapters import META_FILE
 
-    regs = registries()
-    if spec in regs.rungs:
+    if spec in registries().rungs:
         if spec == "distill":
             raise TaskError("rungs.distill.teacher cannot be distill itself.", where=ctx.task.file)
-        rung = regs.rungs.get(spec)
-        reason = rung.skip_reason(ctx)
-        if reason:
-            raise TaskError(f"the teacher rung {spec!r} cannot run: {reason}.", where=ctx.task.file)
-        sol = rung.prepare(ctx).solution
-        return sol, f"{spec} ({sol.variant})"
+        return rung_teacher(ctx, spec)
     for path in (Path(spec).expanduser(), ctx.task.resolve(spec)):
         if (path / META_FILE).is_file():
-            return adapter_teacher(ctx, path), f"adapter {path}"
+            return Teacher(adapter_teacher(ctx, path), f"adapter {path}")
     resolve_model(spec, ctx.task)  # an unknown name raises, listing the known ones
-    return PromptSolution(ctx, "distill", f"teacher:{spec}", model=spec), f"{spec} (zero-shot)"
+    return Teacher(
+        PromptSolution(ctx, "distill", f"teacher:{spec}", model=spec), f"{spec} (zero-shot)"
+    )
+
+
+def dev_score(ctx: Context, solution: Solution) -> float | None:
+    """The solution's primary metric on all of dev (stored answers reused); None without dev."""
+    from ladder.evaluation.scorecard import dev_summary
+
+    dev = ctx.examples("dev")
+    if not dev:
+        return None
+    preds = ctx.predict(solution, dev, "dev", desc="distill · teacher · dev")
+    return dev_summary(ctx.task, dev, preds)[primary_metric(ctx)]
+
+
+def lora_dev(ctx: Context) -> tuple[float, int] | None:
+    """(lora's dev score on the primary metric, dev items) where this run has a lora scorecard."""
+    metric = primary_metric(ctx)
+    for card in ctx.store.scorecards(ctx.run_id):
+        if card.get("rung") == "lora":
+            chosen = [s for s in (card.get("selection") or {}).values() if s.get("chosen")]
+            if chosen and chosen[0].get(metric) is not None:
+                return float(chosen[0][metric]), int(chosen[0].get("n") or 0)
+    return None
+
+
+def check_teacher(ctx: Context, teacher: Teacher) -> dict[str, Any]:
+    """Refuse a teacher no better on dev than lora, the student trained on gold labels.
+
+    A student learns its teacher's errors: one that scores no higher than lora on dev can only
+    give a student worse than lora, at the price of a training. Returns what was compared.
+    """
+    metric = primary_metric(ctx)
+    lora = lora_dev(ctx)
+    if lora is None:
+        return {"compared": False, "metric": metric, "why": "no lora scorecard in this run"}
+    score = dev_score(ctx, teacher.solution)
+    if score is None:
+        return {"compared": False, "metric": metric, "why": "no dev split"}
+    check = {"compared": True, "metric": metric, "teacher_dev": score, "lora_dev": lora[0]}
+    if score <= lora[0]:
+        raise RungSkipped(
+            f"teacher {teacher.label} scores {score:.2f} {metric} on dev, not above lora's "
+            f"{lora[0]:.2f} on the same {lora[1]} dev items (the student trained on gold labels): "
+            f"a student would learn the teacher's errors"
+        )
+    return check
 
 
 def adapter_teacher(ctx: Context, folder: Path) -> Solution:
@@ -109,6 +268,13 @@ class Distill(Lora):
     name = "distill"
     Config = DistillConfig
 
+    def skip_reason(self, ctx: Context) -> str | None:
+        reason = super().skip_reason(ctx)
+        if reason:
+            return reason
+        cfg: DistillConfig = rung_config(ctx, self)  # type: ignore[assignment]
+        return auto_teacher(ctx, cfg).reason if cfg.teacher in (None, AUTO) else None
+
     def available(self, ctx: Context, cfg) -> int:
         """The pool's size: what the teacher could label for the student."""
         return len(build_pool(ctx, cfg.pool)[0])
@@ -117,7 +283,9 @@ class Distill(Lora):
         from ladder.training.checks import data_curve, forgetting
 
         cfg: DistillConfig = rung_config(ctx, self)  # type: ignore[assignment]
-        teacher, label = teacher_solution(ctx, cfg.teacher)
+        chosen = choose_teacher(ctx, cfg)
+        check = check_teacher(ctx, chosen)  # before the pool is labelled or anything trains
+        teacher, label = chosen.solution, chosen.label
         pool, removed, source = build_pool(ctx, cfg.pool)
         preds = ctx.predict(teacher, pool, "pool", desc=f"{self.name} · teacher labels the pool")
         kept = [
@@ -132,7 +300,7 @@ class Distill(Lora):
                 fix="use a stronger teacher, a larger pool, or lower min_examples.",
             )
         cost = teacher_cost(teacher, label, preds, len(kept))
-        cost.update(pool=source, removed_overlap=removed)
+        cost.update(pool=source, removed_overlap=removed, check=check)
         folder = ctx.run_dir / self.name
         fitted = fit(
             ctx, self.name, cfg, kept, folder, source=f"teacher: {label}", desc="distill · student"

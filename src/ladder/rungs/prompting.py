@@ -387,9 +387,10 @@ class ZeroShot:
     def skip_reason(self, ctx: Context) -> str | None:
         return None
 
-    def candidates(self, ctx: Context) -> list[PromptSolution]:
+    def candidates(self, ctx: Context, *, model: str | None = None) -> list[PromptSolution]:
+        """The variants to race on dev; `model` puts them on another model (a distill teacher)."""
         cfg: ZeroShotConfig = ctx.rung_config(self)
-        model = cfg.model
+        model = model or cfg.model
         out = [
             PromptSolution(
                 ctx,
@@ -454,7 +455,8 @@ class FewShot:
             return "fewer than 2 training examples to show"
         return None
 
-    def candidates(self, ctx: Context) -> list[PromptSolution]:
+    def candidates(self, ctx: Context, *, model: str | None = None) -> list[PromptSolution]:
+        """The variants to race on dev; `model` puts them on another model (a distill teacher)."""
         cfg: FewShotConfig = ctx.rung_config(self)
         train, seed = ctx.dataset.train, ctx.seed
         labels = ctx.task.labels
@@ -467,7 +469,7 @@ class FewShot:
                 variant,
                 demos=demos,
                 max_demo_chars=cfg.max_demo_chars,
-                model=cfg.model,
+                model=model or cfg.model,
                 **kw,
             )
 
