@@ -396,6 +396,7 @@ def render_yaml(st: Starter, data_rel: str, folder: str) -> str:
         f"bar: {{metric: {metric}, threshold: 0.8}}   # climb stops at the first rung that reaches it",
         "volume: {calls_per_day: 10000}   # your expected traffic: used by the economics",
         "knowledge: stable   # volatile if the facts the task needs change often",
+        "scope: single-task   # shared if the tuned model also serves other tasks: forgetting counts",
         "model: gemma-3-270m",
         "prompt: {input_name: "
         + _q(input_name)

@@ -137,6 +137,16 @@ class PromptSpec(Strict):
     )
 
 
+class ForgettingSpec(Strict):
+    """The text gate 4 measures forgetting on: next-token loss with the adapter off and on."""
+
+    text: str | None = Field(
+        None,
+        description="plain-text file relative to the task folder, close to what else the model "
+        "must keep doing; default: a bundled general-English text",
+    )
+
+
 class TaskSpec(Strict):
     name: str
     kind: str
@@ -154,6 +164,12 @@ class TaskSpec(Strict):
     bar: BarSpec | None = None
     volume: VolumeSpec | None = None
     knowledge: Literal["stable", "volatile"] = "stable"
+    scope: Literal["single-task", "shared"] = Field(
+        "single-task",
+        description="single-task: the adapter is served only for this task, so forgetting is "
+        "reported, not a criterion; shared: the tuned (or merged) model also serves other tasks",
+    )
+    forgetting: ForgettingSpec | None = None
     model: str = "gemma-3-270m"
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     rungs: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -225,8 +241,11 @@ class Task:
     def rung_config(self, rung: str) -> dict[str, Any]:
         return dict(self.spec.rungs.get(rung, {}))
 
-    # what the economics and the decision read: editing these never invalidates predictions
-    NOT_PREDICTIVE = frozenset({"description", "bar", "volume", "knowledge", "prices"})
+    # what the economics, the decision and the forgetting check read: editing these never
+    # invalidates predictions (a resumed run keeps the forgetting it measured, which names its text)
+    NOT_PREDICTIVE = frozenset(
+        {"description", "bar", "volume", "knowledge", "scope", "forgetting", "prices"}
+    )
 
     def config_hash(self) -> str:
         """Hash of the config that predictions depend on: a resumed run must match it."""
@@ -318,6 +337,7 @@ def load_task(path: str | Path) -> Task:
                 raise TaskError(
                     _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
                 ) from None
+    _check_forgetting_text(task, fail)
     return task
 
 
@@ -337,6 +357,21 @@ def _check_bar(spec: TaskSpec, kind, fail) -> None:
             f"{spec.bar.metric} is a share between 0 and 1, so a threshold of {t:g} {why}.",
             "give a threshold in (0, 1], e.g. 0.8.",
         )
+
+
+def _check_forgetting_text(task: Task, fail) -> None:
+    """The forgetting text must exist before any run does (it is read only after training)."""
+    spec = task.spec
+    texts = [(("forgetting", "text"), spec.forgetting.text if spec.forgetting else None)]
+    texts += [(("rungs", r, "adjacent"), (c or {}).get("adjacent")) for r, c in spec.rungs.items()]
+    for loc, text in texts:
+        if isinstance(text, str) and not task.resolve(text).is_file():
+            raise fail(
+                loc,
+                f"no text file {text!r} (looked in {task.resolve(text)}).",
+                "fix the path (relative to the task folder), or remove it to measure forgetting "
+                "on the bundled general-English text.",
+            )
 
 
 def _check_templates(spec: TaskSpec, fail) -> None:

@@ -248,6 +248,26 @@ YAML = [
     ),
     ("model-api", yaml_add("models: {m: {engine: fake, api: grpc}}"), "models.m.api", "chat"),
     ("knowledge", yaml_add("knowledge: sometimes"), "knowledge", "stable"),
+    ("scope", yaml_add("scope: everything"), "field `scope`", "'single-task' or 'shared'"),
+    (
+        "forgetting-text-missing",
+        yaml_add("forgetting: {text: notes.txt}"),
+        "field `forgetting.text`",
+        "notes.txt",
+        "bundled",
+    ),
+    (
+        "forgetting-key",
+        yaml_add("forgetting: {file: notes.txt}"),
+        "forgetting.file",
+        "known keys here: text",
+    ),
+    (
+        "adjacent-missing",
+        yaml_add("rungs: {lora: {adjacent: gone.txt}}"),
+        "field `rungs.lora.adjacent`",
+        "gone.txt",
+    ),
     ("yaml-syntax", yaml_add("bar: [unclosed"), "task.yaml", "line"),
     (
         "yaml-not-mapping",

@@ -157,6 +157,7 @@ def test_init_guesses_columns_and_writes_a_task_that_climbs(tmp_path, run_cli):
         and 'id: "ticket_id"' in text
         and 'output: "queue"' in text
         and 'input: "body"' in text
+        and "\nscope: single-task   # shared if" in text
     )
     assert "split train" in out
     code, out, err = run_cli(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ladder.decide import Facts, decide, hybrid_pair
@@ -116,21 +118,73 @@ def test_gate_data_without_a_curve_uses_counts():
     assert gate_data([], small)["answer"] == "no"
 
 
-def test_gate_narrow_from_the_forgetting_check():
-    def fg(rise):
-        return sc(
-            "lora",
-            0.9,
-            1e-6,
-            extras={"forgetting": {"adjacent": "wiki", "relative_increase": rise}},
-        )
+def fg(rise, text="the bundled general-English text", tokens=812, **extras):
+    forgetting = {"adjacent": text, "relative_increase": rise, "tokens": tokens}
+    return sc("lora", 0.9, 1e-6, extras={**TUNED_EXTRAS, "forgetting": forgetting, **extras})
 
-    assert (
-        gate_narrow([fg(0.006)])["answer"] == "yes"
-        and "+0.6%" in gate_narrow([fg(0.006)])["evidence"]
+
+SHARED = Facts("accuracy", bar=0.8, scope="shared")
+
+
+def test_gate_narrow_single_task_reports_forgetting_but_does_not_judge_by_it():
+    g = gate_narrow([fg(0.577)], FACTS)  # FACTS: scope single-task, the default
+    assert g["answer"] == "yes" and g["numbers"]["relative_increase"] == 0.577
+    assert g["evidence"] == (
+        "scope: single-task — the adapter is served only for this task, the base model is "
+        "untouched; forgetting on the bundled general-English text: +57.7% (one measurement on "
+        "812 tokens) (reported, not a criterion)"
     )
-    assert gate_narrow([fg(0.2)])["answer"] == "no"
-    assert gate_narrow([sc("lora", 0.9, 1e-6)])["answer"] == "unknown"
+    unmeasured = gate_narrow([sc("lora", 0.9, 1e-6, extras=TUNED_EXTRAS)], FACTS)
+    assert unmeasured["answer"] == "yes" and "forgetting not measured" in unmeasured["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "extras", "why"),
+    [
+        (SHARED, {}, "scope: shared"),
+        (Facts("accuracy", bar=0.8, merged=True), {}, "merged into the base model"),
+        (FACTS, {"merged": {"value": 0.9}}, "merged into the base model"),  # `--merge` run
+    ],
+    ids=["shared", "merged-in-task.yaml", "merged-on-the-scorecard"],
+)
+def test_gate_narrow_shared_or_merged_is_judged_by_the_tolerance(facts, extras, why):
+    high = gate_narrow([fg(0.2, "your text support-notes.txt", 2048, **extras)], facts)
+    assert high["answer"] == "no" and why in high["evidence"]
+    assert (
+        "your text support-notes.txt: +20.0% (one measurement on 2048 tokens)" in high["evidence"]
+    )
+    assert "over the 5% tolerance" in high["evidence"] and high["numbers"]["tokens"] == 2048
+    low = gate_narrow([fg(0.006, **extras)], facts)
+    assert low["answer"] == "yes" and "+0.6%" in low["evidence"]
+    assert "within the 5% tolerance" in low["evidence"]
+    assert "the bundled general-English text" in low["evidence"]
+
+
+def test_gate_narrow_shared_without_a_measurement_says_how_to_measure():
+    g = gate_narrow([sc("lora", 0.9, 1e-6, extras=TUNED_EXTRAS)], SHARED)
+    assert g["answer"] == "unknown" and "forgetting: {text: FILE}" in g["evidence"]
+    assert "`forgetting: true`" in g["evidence"]
+
+
+def test_gate_narrow_names_the_text_of_runs_before_forgetting_text():
+    old = "bundled general-English text (ladder/training/adjacent.txt)"
+    g = gate_narrow([fg(0.2, old, tokens=None)], SHARED)
+    assert (
+        "forgetting on the bundled general-English text: +20.0% (one measurement)"
+        in (g["evidence"])
+    )
+
+
+def test_high_forgetting_sets_a_fine_tune_aside_only_when_shared():
+    tuned = fg(0.3)
+    tuned.metrics["accuracy"] = MetricValue(value=0.95, ci_low=0.9, ci_high=0.98)
+    cards = [sc("few-shot", 0.95, 20e-6, tokens=410), tuned]
+    cards[0].metrics["accuracy"] = tuned.metrics["accuracy"]
+    single = decide(cards, FACTS, [])
+    shared = decide(cards, replace(FACTS, scope="shared"), [])
+    assert single["gates"][3]["answer"] == "yes" and single["recommendation"] == "lora"
+    assert shared["gates"][3]["answer"] == "no" and shared["recommendation"] == "few-shot"
+    assert any("lora set aside" in r and "+30.0%" in r for r in shared["reasons"])
 
 
 def test_fine_tune_when_prompting_is_exhausted():
@@ -298,3 +352,25 @@ def test_volume_does_not_pay_for_a_significantly_worse_fine_tune():
     comp_ns = cmp("rag", "lora", -0.02, False, 0.5)
     g5 = next(g for g in decide(cards, f, [comp_ns])["gates"] if g["n"] == 5)
     assert g5["answer"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("task_yaml", "overrides", "scope", "merged"),
+    [
+        ({}, {}, "single-task", False),
+        ({"scope": "shared"}, {}, "shared", False),
+        ({"rungs": {"lora": {"merge": True}}}, {}, "single-task", True),
+        ({}, {"distill": {"merge": True}}, "single-task", True),  # `ladder train --merge`
+    ],
+)
+def test_the_report_reads_scope_and_merge_into_the_facts(task_yaml, overrides, scope, merged):
+    from ladder.prices import load_price_book
+    from ladder.report.build import RunView, facts_for
+    from ladder.task import TaskSpec
+
+    spec = TaskSpec.model_validate(
+        {"name": "t", "kind": "classify", "data": {"path": "d.jsonl"}, **task_yaml}
+    )
+    run = {"config": {"options": {"options": overrides}}}
+    f = facts_for(RunView(run, spec, [sc("lora", 0.9, 1e-6)]), load_price_book(), None)
+    assert (f.scope, f.merged) == (scope, merged)

@@ -226,3 +226,29 @@ def test_ladder_train_trains_and_reports(tmp_path, tiny, run_cli):
     card = Store().scorecards(Store().list_runs("tiny")[0]["id"])[0]
     assert card["variant"] == "r4" and "data_curve" not in card["extras"]
     assert card["extras"]["hyperparameters"]["epochs"] == 2
+
+
+def test_forgetting_is_measured_on_the_tasks_text_cut_to_a_bounded_length(tmp_path, tiny):
+    import random
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ladder.training.checks import MAX_FORGETTING_TOKENS
+    from ladder.training.loop import text_loss
+    from tiny_model import WORDS
+
+    lora = "{epochs: 1, min_examples: 8, data_curve: null}"
+    task = task_dir(tmp_path / "t", tiny, lora=lora, extra="forgetting: {text: notes.txt}\n")
+    rng = random.Random(1)
+    text = " ".join(rng.choice(WORDS[:60]) for _ in range(3 * MAX_FORGETTING_TOKENS))
+    (task / "notes.txt").write_text(text)
+    log = Log()
+    f = climb(task, ClimbOptions(rungs=["lora"]), progress=log).scorecards[0].extras["forgetting"]
+    assert f["adjacent"] == "your text notes.txt" and f["field"] == "forgetting.text"
+    assert f["tokens"] == MAX_FORGETTING_TOKENS and f["text_tokens"] > MAX_FORGETTING_TOKENS
+    # the base loss is the untouched base model's on the first 2,048 tokens of notes.txt
+    tok = AutoTokenizer.from_pretrained(tiny)
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    ids = tok(text).input_ids[: MAX_FORGETTING_TOKENS + 1]
+    assert f["base_loss"] == pytest.approx(text_loss(base, ids), abs=2e-4)
+    assert any("your text notes.txt (2048 tokens)" in line for line in log.lines)

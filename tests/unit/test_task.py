@@ -26,6 +26,17 @@ def test_valid_task_loads(tmp_path):
     assert task.name == "t" and task.labels == ["a", "b"]
     assert task.spec.split.holdout == 0.25  # defaults filled in
     assert len(task.config_hash()) == 16
+    assert task.spec.scope == "single-task" and task.spec.forgetting is None
+
+
+def test_scope_and_forgetting_text_leave_the_config_hash_alone(tmp_path):
+    """They are read by gate 4 and the forgetting check, not by predictions: resume survives."""
+    before = load_task(_task(tmp_path, GOOD)).config_hash()
+    (tmp_path / "notes.txt").write_text("Some other text the model must keep serving.\n")
+    edited = GOOD + "scope: shared\nforgetting: {text: notes.txt}\n"
+    task = load_task(_task(tmp_path, edited))
+    assert task.spec.scope == "shared" and task.spec.forgetting.text == "notes.txt"
+    assert task.config_hash() == before
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The decision: gates (`gates.py`), then the recommendation, its reasons, what would change it.
 
 The recommendation is the cheapest option meeting the bar at the declared volume (fine-tunes set
-aside when the knowledge is volatile or they forget too much), or the hybrid when routing the
+aside when the knowledge is volatile or, shared, they forget too much), or the hybrid when routing the
 small model's low-confidence calls to the large one meets the bar for less. Pure: scorecards
 (priced) and facts in, a JSON-ready dict out.
 """
@@ -51,7 +51,7 @@ def _monthly(card, f: Facts) -> float:
 
 
 def _eligible(cards: list, f: Facts, gates: dict[int, dict]) -> tuple[list, list[str]]:
-    """Options meeting the bar; fine-tunes drop out when knowledge is volatile or forgetting is high."""
+    """Options meeting the bar; fine-tunes drop out when knowledge is volatile or gate 4 says no."""
     meets = [c for c in cards if meets_bar(c, f)]
     notes = []
     blocked = [
@@ -282,7 +282,7 @@ def decide(cards: list, f: Facts, comparisons: list, hybrid: dict | None = None)
         1: gate_prompting(cards, f),
         2: gate_knowledge(cards, f, comparisons),
         3: gate_data(cards, f),
-        4: gate_narrow(cards),
+        4: gate_narrow(cards, f),
         5: gate_volume(cards, f, rows, comparisons),
     }
     rec = _pick(cards, f, gates, comparisons, hybrid)

@@ -3,7 +3,7 @@
 1. Has prompting been exhausted?   best prompting rung below the bar, errors recurring across variants
 2. Is the missing knowledge volatile?   the task says so, or RAG beats prompting significantly
 3. Is there enough labelled data?   the data-sufficiency curve, else the split's counts
-4. Is the task narrow?   the forgetting check on an adjacent task
+4. Is the task narrow?   scope: single-task says so; a shared or merged model by its forgetting
 5. Does the volume pay?   break-even volume of the fine-tune vs the declared volume
 
 Plus the signals the framework names: the prompt length the best prompt needs, and zero-shot
@@ -45,6 +45,8 @@ class Facts:
     split: dict[str, int] = field(default_factory=dict)
     amortize_months: float = 3.0
     bar_confidence: float = 0.95  # "meets the bar" means P(metric ≥ bar) ≥ this (bootstrap)
+    scope: str = "single-task"  # task.yaml: single-task (adapter served only here) | shared
+    merged: bool = False  # a fine-tune merged into the base weights serves as a shared model
 
 
 def _family(cards: list, family: str) -> list:
@@ -302,26 +304,62 @@ def gate_data(cards: list, f: Facts) -> dict[str, Any]:
     return _gate(3, "enough data", "yes" if enough else "no", ev, train=n_train, holdout=n_hold)
 
 
-def gate_narrow(cards: list) -> dict[str, Any]:
+def gate_narrow(cards: list, f: Facts) -> dict[str, Any]:
+    """Narrow by declaration for a single-task adapter; by the forgetting check when shared."""
     tuned = [c for c in cards if is_fine_tuned(c) and c.extras.get("forgetting")]
+    merged = f.merged or any(is_fine_tuned(c) and c.extras.get("merged") for c in cards)
+    shared = f.scope == "shared" or merged
+    why = "scope: shared" if f.scope == "shared" else "the fine-tune is merged into the base model"
     if not tuned:
+        if not shared:
+            return _gate(
+                4,
+                "narrow task",
+                "yes",
+                "scope: single-task — the adapter is served only for this task, the base model "
+                "is untouched (forgetting not measured)",
+                scope=f.scope,
+            )
         return _gate(
-            4, "narrow task", "unknown", "forgetting not measured (no fine-tuned rung recorded it)"
+            4,
+            "narrow task",
+            "unknown",
+            f"{why}, but forgetting was not measured: keep the fine-tuned rung's `forgetting: "
+            "true` (the default, e.g. rungs.lora) and set `forgetting: {text: FILE}` to a text "
+            "the shared model must keep serving",
+            scope=f.scope,
+            merged=merged,
         )
     fg = tuned[0].extras["forgetting"]
     rise = float(fg["relative_increase"])
+    measured = f"forgetting on {_text_of(fg)}: {100 * rise:+.1f}%{_on_tokens(fg)}"
+    numbers = {"relative_increase": rise, "tokens": fg.get("tokens"), "scope": f.scope}
+    if not shared:
+        ev = (
+            "scope: single-task — the adapter is served only for this task, the base model is "
+            f"untouched; {measured} (reported, not a criterion)"
+        )
+        return _gate(4, "narrow task", "yes", ev, **numbers)
     ok = rise <= FORGETTING_TOLERANCE
-    what = fg.get("adjacent", "adjacent task")
     tail = (
-        "acceptable" if ok else "the fine-tune degrades adjacent tasks: serve it only for this task"
+        f"within the {100 * FORGETTING_TOLERANCE:.0f}% tolerance"
+        if ok
+        else f"over the {100 * FORGETTING_TOLERANCE:.0f}% tolerance: as a shared model it "
+        "degrades other tasks; an unmerged adapter served only for this task would not"
     )
-    return _gate(
-        4,
-        "narrow task",
-        "yes" if ok else "no",
-        f"{what} loss {100 * rise:+.1f}% ({tail})",
-        relative_increase=rise,
-    )
+    ev = f"{why}; {measured}, {tail}"
+    return _gate(4, "narrow task", "yes" if ok else "no", ev, merged=merged, **numbers)
+
+
+def _text_of(fg: dict[str, Any]) -> str:
+    """Which text was measured: runs before `forgetting.text` stored a path or a long label."""
+    label = str(fg.get("adjacent") or "an adjacent text")
+    return "the bundled general-English text" if label.startswith("bundled ") else label
+
+
+def _on_tokens(fg: dict[str, Any]) -> str:
+    n = fg.get("tokens")
+    return f" (one measurement on {n} tokens)" if n else " (one measurement)"
 
 
 def break_evens(cards: list, f: Facts) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from ladder.dataset import Dataset, Example, load_dataset
 from ladder.decide import Facts, decide, hybrid_pair
 from ladder.economics import (
     DAYS_PER_MONTH,
+    FINE_TUNED_RUNGS,
     cost_curves,
     is_fine_tuned,
     option_of,
@@ -99,6 +100,17 @@ def facts_for(view: RunView, book: PriceBook, calls_per_day: float | None) -> Fa
         split=_split(view),
         amortize_months=book.assumptions.amortize_months,
         bar_confidence=bar.confidence if bar else 0.95,
+        scope=spec.scope,
+        merged=_merged(view),
+    )
+
+
+def _merged(view: RunView) -> bool:
+    """Whether a fine-tuned rung was asked to merge: task.yaml as run, or `ladder train --merge`."""
+    overrides = view.run["config"].get("options", {}).get("options", {})
+    return any(
+        {**(view.spec.rungs.get(r) or {}), **(overrides.get(r) or {})}.get("merge")
+        for r in FINE_TUNED_RUNGS
     )
 
 

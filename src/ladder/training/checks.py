@@ -1,9 +1,10 @@
 """What a fine-tune owes its scorecard beyond the hold-out score: forgetting, data sufficiency,
 and the re-evaluation of a merged model.
 
-- Forgetting: mean next-token loss on an adjacent text (by default a bundled general-English
-  text the task never saw), with the adapter switched off and on. A narrow fine-tune that
-  degrades the base model shows as a relative increase.
+- Forgetting: mean next-token loss on an adjacent text (task.yaml's `forgetting.text`, else a
+  bundled general-English text the task never saw), on at most 2,048 tokens, with the adapter
+  switched off and on. A fine-tune that degrades the base model shows as a relative increase;
+  gate 4 counts it only when the tuned model is shared (`scope: shared`, or merged).
 - Data curve: adapters trained on the first N train examples (nested, hash-ordered, so each is
   a fair sample), each scored on the same hold-out with a bootstrap interval. Whether quality
   still climbs at the full size answers "is there enough data" by measurement.
@@ -27,6 +28,30 @@ from ladder.solution import Prediction
 from ladder.timing import timed
 
 BUNDLED_TEXT = Path(__file__).with_name("adjacent.txt")
+BUNDLED_LABEL = "the bundled general-English text"
+MAX_FORGETTING_TOKENS = 2048  # a long text is cut here: the check costs 2 passes over at most this
+
+
+def forgetting_text(ctx: Context, rung: str, adjacent: str | None) -> tuple[Path, str, str | None]:
+    """The text to measure on, how to name it, and the task.yaml field that chose it.
+
+    `forgetting.text` is the documented way; `rungs.<rung>.adjacent` still works and, being the
+    more specific, wins when both are given. Returns (path, label, field or None if bundled).
+    """
+    spec = ctx.task.spec.forgetting
+    field, rel = (f"rungs.{rung}.adjacent", adjacent) if adjacent else ("forgetting.text", None)
+    if rel is None and spec is not None and spec.text:
+        rel = spec.text
+    if rel is None:
+        return BUNDLED_TEXT, BUNDLED_LABEL, None
+    path = ctx.task.resolve(rel)
+    if not path.is_file():
+        raise TaskError(
+            f"{field}: no text file at {path}.",
+            where=ctx.task.file,
+            fix="point it at a plain-text file, or remove it to use the bundled text.",
+        )
+    return path, f"your text {rel}", field
 
 
 @timed("forgetting")
@@ -34,29 +59,31 @@ def forgetting(ctx: Context, rung: str, fitted, adjacent: str | None) -> dict[st
     """Base vs adapter next-token loss on an adjacent text: `extras["forgetting"]`."""
     from ladder.training.loop import text_loss
 
-    if adjacent:
-        path = ctx.task.resolve(adjacent)
-        label = str(path)
-        if not path.is_file():
-            raise TaskError(
-                f"rungs.lora.adjacent: no text file at {path}.",
-                where=ctx.task.file,
-                fix="point it at a plain-text file, or remove it to use the bundled text.",
-            )
-    else:
-        path, label = BUNDLED_TEXT, "bundled general-English text (ladder/training/adjacent.txt)"
+    path, label, field = forgetting_text(ctx, rung, adjacent)
     ids = fitted.tokenizer(path.read_text(encoding="utf-8", errors="replace")).input_ids
+    total = len(ids)
+    ids = ids[: MAX_FORGETTING_TOKENS + 1]  # +1: the first token is context, never a target
+    scored = max(len(ids) - 1, 0)
+    if scored == 0:
+        raise TaskError(
+            f"{field or 'forgetting.text'}: {path} holds fewer than 2 tokens, nothing to score.",
+            where=ctx.task.file,
+            fix="give a text of a few paragraphs, or remove it to use the bundled text.",
+        )
     model = fitted.model
     with model.disable_adapter():
         base = text_loss(model, ids)
     tuned = text_loss(model, ids)
     ctx.progress.log(
-        f"{rung:<13} forgetting: next-token loss on the adjacent text {base:.3f} → {tuned:.3f} "
-        f"({(tuned - base) / base:+.1%}) with the adapter"
+        f"{rung:<13} forgetting: next-token loss on {label} ({scored} tokens) {base:.3f} → "
+        f"{tuned:.3f} ({(tuned - base) / base:+.1%}) with the adapter"
     )
     return {
         "adjacent": label,
-        "tokens": len(ids),
+        "path": str(path),
+        "field": field,
+        "tokens": scored,
+        "text_tokens": total,
         "base_loss": round(base, 4),
         "adapter_loss": round(tuned, 4),
         "relative_increase": round((tuned - base) / base, 4),
