@@ -151,7 +151,7 @@ def _load_plugins(regs: Registries) -> list[PluginRecord]:
             continue
         try:
             hook: Callable[[Registries], None] = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break Ladder
+        except Exception as exc:  # a broken plugin must not break Ladder
             rec.error = f"{type(exc).__name__}: {exc}"
             records.append(rec)
             continue
@@ -164,7 +164,7 @@ def _apply(regs: Registries, rec: PluginRecord, hook, *, guard: bool = False) ->
     try:
         hook(regs)
         _check_rungs(regs, before["rungs"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # a plugin's bug is its own: undo it, run on
         if not guard:
             raise
         rec.error = f"{type(exc).__name__}: {exc}"
