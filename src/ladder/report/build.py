@@ -12,7 +12,6 @@ from ladder.dataset import Dataset, Example, load_dataset
 from ladder.decide import Facts, decide, hybrid_pair
 from ladder.economics import (
     DAYS_PER_MONTH,
-    FINE_TUNED_RUNGS,
     cost_curves,
     is_fine_tuned,
     option_of,
@@ -107,10 +106,14 @@ def facts_for(view: RunView, book: PriceBook, calls_per_day: float | None) -> Fa
 
 def _merged(view: RunView) -> bool:
     """Whether a fine-tuned rung was asked to merge: task.yaml as run, or `ladder train --merge`."""
+    from ladder.registry import rung_family
+
     overrides = view.run["config"].get("options", {}).get("options", {})
+    rungs = {*view.spec.rungs, *overrides}
     return any(
         {**(view.spec.rungs.get(r) or {}), **(overrides.get(r) or {})}.get("merge")
-        for r in FINE_TUNED_RUNGS
+        for r in rungs
+        if rung_family(r) == "fine-tune"
     )
 
 
