@@ -37,11 +37,7 @@ def test_task_model_answers_with_a_label_and_says_which_route(gw):
     from ladder.store.db import Store
 
     raw = gw.client().chat.completions.with_raw_response.create(
-        model="tiny",
-        messages=[
-            {"role": "system", "content": "ignored"},
-            {"role": "user", "content": "Standup moved to Friday"},
-        ],
+        model="tiny", messages=[{"role": "user", "content": "Standup moved to Friday"}]
     )
     resp = raw.parse()
     winner = Store().get_run(gw.catalog.run_id)["summary"]
@@ -50,6 +46,15 @@ def test_task_model_answers_with_a_label_and_says_which_route(gw):
     assert resp.usage.prompt_tokens > 5 and resp.id.startswith("chatcmpl-")
     assert resp.model_extra["ladder"]["valid"] is True
     assert resp.model_extra["ladder"]["confidence"] >= 0  # label log-prob margin
+    with pytest.raises(openai.BadRequestError) as exc:  # the run's prompt would not read it
+        gw.client().chat.completions.create(
+            model="tiny",
+            messages=[
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "Standup moved to Friday"},
+            ],
+        )
+    assert exc.value.param == "messages" and "one user message" in exc.value.message
 
 
 def test_task_solution_equals_the_stored_prediction(gw, served):
@@ -134,8 +139,8 @@ BAD = [
         "invalid_value",
     ),
     (
-        "n = 3",
-        {"json": {"model": "fake", "messages": [{"role": "user", "content": "x"}], "n": 3}},
+        "n = 200",
+        {"json": {"model": "fake", "messages": [{"role": "user", "content": "x"}], "n": 200}},
         400,
         "invalid_value",
     ),

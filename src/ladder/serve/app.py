@@ -31,12 +31,11 @@ from ladder.serve.schemas import (
     ChatRequest,
     CompletionRequest,
     FeedbackRequest,
-    chat_response,
-    completion_response,
     parse,
+    response,
     sse,
     stream_chunks,
-    usage,
+    usage_of,
 )
 from ladder.serve.targets import Call
 
@@ -91,17 +90,13 @@ async def _serve(gw: Gateway, request, endpoint: str):
         await gw.log(rec, t0)
         raise
     rec["cached"] = int(cache == "hit")
-    headers = gw.headers(ans, cache, rid)
-    extra = gw.extra(ans, cache)
+    headers = gw.headers(ans[0], cache, rid)
+    extra = gw.extra(ans[0], cache)
     if not req.stream:
         await gw.log(rec, t0, ans)
-        build = chat_response if endpoint == "chat" else completion_response
-        return JSONResponse(
-            build(rid, req.model, ans.text, ans.finish, ans.tokens_in, ans.tokens_out, extra),
-            headers=headers,
-        )
-    use = usage(ans.tokens_in, ans.tokens_out) if req.include_usage() else None
-    chunks = stream_chunks(endpoint, rid, req.model, _pieces(ans.text), ans.finish, use)
+        return JSONResponse(response(endpoint, rid, req.model, ans, extra), headers=headers)
+    use = usage_of(ans) if req.include_usage() else None
+    chunks = stream_chunks(endpoint, rid, req.model, ans, _pieces, use)
 
     async def events():
         try:

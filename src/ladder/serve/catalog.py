@@ -35,6 +35,7 @@ from ladder.task import ModelSpec
 class Limits:
     max_body_bytes: int = 1_000_000  # request body
     max_tokens: int = 1024  # tokens a request may ask to generate
+    max_choices: int = 16  # `n` a request may ask for
     default_max_tokens: int = 256
     max_prompt_tokens: int = 8192
     max_queue: int = 256  # requests waiting for the local model before 503s
