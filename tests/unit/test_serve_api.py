@@ -28,7 +28,7 @@ def gw(served):
 
 def test_models_lists_base_rungs_and_winner(gw):
     ids = [m.id for m in gw.client().models.list()]
-    assert ids == ["fake", "tiny/zero-shot", "tiny/few-shot", "tiny"]
+    assert ids == ["fake", "tiny/zero-shot", "tiny/few-shot", "tiny", "all-MiniLM-L6-v2"]
     card = gw.client().models.retrieve("tiny/few-shot")
     assert card.model_extra["ladder"]["kind"] == "task"
 

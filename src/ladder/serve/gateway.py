@@ -229,7 +229,11 @@ class Gateway:
                 output=None if ans.output is None else json.dumps(ans.output, ensure_ascii=False),
             )
         # label values only from names served here: callers must not grow the metric set
-        model = rec["model"] if rec["model"] in self.catalog.targets else "-"
+        emb = self.catalog.embeddings
+        served = rec["model"] in self.catalog.targets or (
+            emb is not None and rec["model"] == emb.name
+        )
+        model = rec["model"] if served else "-"
         route = rec.get("route") or "-"
         m = self.metrics
         m.requests.labels(model, route, str(rec["status"])).inc()

@@ -13,6 +13,7 @@ import copy
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,15 @@ def loop_tokenizer(engine):
 def count_tokens(engine, text: str) -> int:
     tok = loop_tokenizer(engine)
     return len(tok(text).input_ids) if tok is not None else engine.count_tokens(text)
+
+
+def answer_tokens(engine, text: str) -> int:
+    """Tokens of generated text: the engine's tokenizer without the special tokens (BOS) a
+    prompt starts with."""
+    tok = loop_tokenizer(engine)
+    if tok is None:
+        return engine.count_tokens(text)
+    return len(tok(text, add_special_tokens=False).input_ids)
 
 
 async def on_worker(worker: Worker, key, item, run, timeout: float):
@@ -364,10 +374,11 @@ class TaskModel(Target):
             if obj is None:
                 ans.refusal = f"{why}: {ans.text[:200]!r}"
         text, _ = truncate_at_stop(text, call.stop)
+        count = partial(answer_tokens, self.solution.engine)
         if call.limit is not None and text:
-            cut = contract.cut_tokens(text, call.limit, self.count_tokens)
+            cut = contract.cut_tokens(text, call.limit, count)
             if cut != text:
                 text, ans.finish = cut, "length"
         ans.text = text
-        ans.tokens_out = self.count_tokens(text) if text else 0
+        ans.tokens_out = count(text) if text else 0
         return ans
