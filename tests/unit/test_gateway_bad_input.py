@@ -62,7 +62,8 @@ CASES = [
     ("temperature negative", chat(temperature=-1), {}, 400, "temperature"),
     ("seed as string", chat(seed="1"), {}, 400, "seed"),
     ("seed as float", chat(seed=1.5), {}, 400, "seed"),
-    ("n above one", chat(n=2), {}, 400, "n"),
+    ("n above the limit", chat(n=17), {}, 400, "n"),
+    ("n zero", chat(n=0), {}, 400, "n"),
     ("n as string", chat(n="1"), {}, 400, "n"),
     ("stop as int", chat(stop=3), {}, 400, "stop"),
     ("too many stops", chat(stop=list("abcde")), {}, 400, "stop"),
@@ -122,8 +123,24 @@ CASES = [
     ("tools", chat(tools=[{"type": "function", "function": {"name": "f"}}]), {}, 400, "tools"),
     ("tool_choice", chat(tool_choice="auto"), {}, 400, "tool_choice"),
     ("functions", chat(functions=[{"name": "f"}]), {}, 400, "functions"),
-    ("logprobs", chat(logprobs=True), {}, 400, "logprobs"),
-    ("top_logprobs", chat(top_logprobs=3), {}, 400, "top_logprobs"),
+    ("logprobs on a raw model", chat(model="fake", logprobs=True), {}, 400, "logprobs"),
+    ("logprobs as int", chat(logprobs=1), {}, 400, "logprobs"),
+    ("top_logprobs without logprobs", chat(top_logprobs=3), {}, 400, "top_logprobs"),
+    ("top_logprobs over 20", chat(logprobs=True, top_logprobs=21), {}, 400, "top_logprobs"),
+    (
+        "response_format unknown type",
+        chat(response_format={"type": "xml"}),
+        {},
+        400,
+        "response_format.type",
+    ),
+    (
+        "response_format on a raw model",
+        chat(model="fake", response_format={"type": "json_object"}),
+        {},
+        400,
+        "response_format",
+    ),
     ("logit_bias", chat(logit_bias={"50256": -100}), {}, 400, "logit_bias"),
     ("frequency_penalty", chat(frequency_penalty=0.5), {}, 400, "frequency_penalty"),
     ("presence_penalty", chat(presence_penalty=1), {}, 400, "presence_penalty"),
@@ -182,19 +199,21 @@ def test_the_off_values_of_unsupported_parameters_still_answer(gw):
 def test_official_client_sees_each_unsupported_parameter_named(gw):
     client = gw.client()
     params = {
-        "response_format": {"type": "json_object"},
+        "response_format": {"type": "json_object"},  # a classify route answers a label
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
-        "logprobs": True,
         "logit_bias": {"1": 5},
         "frequency_penalty": 1.0,
         "presence_penalty": 1.0,
         "top_p": 0.2,
-        "n": 2,
+        "n": 17,
     }
     for name, value in params.items():
         with pytest.raises(openai.BadRequestError) as exc:
             client.chat.completions.create(model="tiny", messages=MSG, **{name: value})
         assert exc.value.param == name, (name, exc.value.body)
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="fake", messages=MSG, logprobs=True)
+    assert exc.value.param == "logprobs"
     with pytest.raises(openai.BadRequestError) as exc:
         client.completions.create(model="fake", prompt="x", echo=True)
     assert exc.value.param == "echo"

@@ -76,7 +76,7 @@ def test_adapters_share_one_base_and_match_peft_alone(tiny):
     with gateway(opts, max_batch=4) as g:
         c = g.client()
         ids = [m.id for m in c.models.list()]
-        assert ids == ["tinybase", "ad-a", "ad-b"]
+        assert ids == ["tinybase", "ad-a", "ad-b", "all-MiniLM-L6-v2"]
         jobs = [
             (name, i) for i in range(len(PROMPTS)) for name in refs
         ]  # interleaved: switches every request

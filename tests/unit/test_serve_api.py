@@ -28,7 +28,7 @@ def gw(served):
 
 def test_models_lists_base_rungs_and_winner(gw):
     ids = [m.id for m in gw.client().models.list()]
-    assert ids == ["fake", "tiny/zero-shot", "tiny/few-shot", "tiny"]
+    assert ids == ["fake", "tiny/zero-shot", "tiny/few-shot", "tiny", "all-MiniLM-L6-v2"]
     card = gw.client().models.retrieve("tiny/few-shot")
     assert card.model_extra["ladder"]["kind"] == "task"
 
@@ -37,11 +37,7 @@ def test_task_model_answers_with_a_label_and_says_which_route(gw):
     from ladder.store.db import Store
 
     raw = gw.client().chat.completions.with_raw_response.create(
-        model="tiny",
-        messages=[
-            {"role": "system", "content": "ignored"},
-            {"role": "user", "content": "Standup moved to Friday"},
-        ],
+        model="tiny", messages=[{"role": "user", "content": "Standup moved to Friday"}]
     )
     resp = raw.parse()
     winner = Store().get_run(gw.catalog.run_id)["summary"]
@@ -50,6 +46,15 @@ def test_task_model_answers_with_a_label_and_says_which_route(gw):
     assert resp.usage.prompt_tokens > 5 and resp.id.startswith("chatcmpl-")
     assert resp.model_extra["ladder"]["valid"] is True
     assert resp.model_extra["ladder"]["confidence"] >= 0  # label log-prob margin
+    with pytest.raises(openai.BadRequestError) as exc:  # the run's prompt would not read it
+        gw.client().chat.completions.create(
+            model="tiny",
+            messages=[
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "Standup moved to Friday"},
+            ],
+        )
+    assert exc.value.param == "messages" and "one user message" in exc.value.message
 
 
 def test_task_solution_equals_the_stored_prediction(gw, served):
@@ -134,8 +139,8 @@ BAD = [
         "invalid_value",
     ),
     (
-        "n = 3",
-        {"json": {"model": "fake", "messages": [{"role": "user", "content": "x"}], "n": 3}},
+        "n = 200",
+        {"json": {"model": "fake", "messages": [{"role": "user", "content": "x"}], "n": 200}},
         400,
         "invalid_value",
     ),

@@ -122,6 +122,21 @@ class LongContextSolution:
             "max_new_tokens": p.max_new_tokens,
         }
 
+    @classmethod
+    def from_description(cls, ctx: Context, desc: dict[str, Any]) -> LongContextSolution:
+        """The solution `describe()` recorded, over the current documents (refused when they
+        no longer fit the budget)."""
+        from ladder.errors import LadderError
+
+        cfg = LongContextConfig.model_validate(ctx.task.rung_config(LongContext.name))
+        model = desc.get("model") or cfg.model or ctx.model
+        plan = make_plan(ctx, cfg, ctx.engine(model))
+        if plan.reason():
+            raise LadderError(f"{plan.reason()}.")
+        if desc.get("max_new_tokens"):
+            plan.max_new_tokens = int(desc["max_new_tokens"])
+        return cls(ctx, plan, model)
+
     def prompt(self, question: str) -> str:
         return f"{self.plan.prefix}Question: {question}\nAnswer:"
 

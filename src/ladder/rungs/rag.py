@@ -99,6 +99,35 @@ class RagSolution:
             "max_new_tokens": self.max_new_tokens,
         }
 
+    @classmethod
+    def from_description(cls, ctx: Context, desc: dict[str, Any]) -> RagSolution:
+        """The solution `describe()` recorded, over the task's index brought up to date first
+        (served answers read the current documents, as a climb would)."""
+        from ladder.retrieval.ingest import ingest, open_index, settings_for
+
+        settings = settings_for(ctx.task)
+        store = open_index(ctx.task, ctx.store.runs_dir, settings)
+        ctx.on_close(store.close)
+        ingest(ctx.task, store, ctx.embedder(), settings, ctx.progress)
+        rrf_k = (desc.get("index") or {}).get("rrf_k", RRF_K)
+        retriever = Retriever(store, ctx.embedder(), int(rrf_k))
+        mode, k = desc["mode"], int(desc["k"])
+        demo = Rag()._demo(ctx, retriever, mode) if desc.get("demonstration") else ""
+        sol = cls(ctx, retriever, mode, k, demo, desc.get("model"))
+        if desc.get("max_new_tokens"):
+            sol.max_new_tokens = int(desc["max_new_tokens"])
+        return sol
+
+    def citations(self, pred: Prediction) -> list[dict[str, Any]]:
+        """The passages an answer cites: document, chunk id and retrieval score."""
+        scores = dict(map(tuple, pred.extra.get("retrieved", [])))
+        out = []
+        for cid in pred.extra.get("citations", []):
+            chunk = self.retriever.by_id.get(cid)
+            if chunk is not None:
+                out.append({"document": chunk.doc_id, "chunk": cid, "score": scores.get(cid)})
+        return out
+
     def header(self) -> str:
         rules = answering.ANSWER_RULES.format(source="passages", none="unanswerable")
         parts = [self.task.spec.instructions.strip(), INTRO + rules, self.demo]

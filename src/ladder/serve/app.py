@@ -1,7 +1,7 @@
 """The gateway: an OpenAI-compatible HTTP API over a catalog of served models.
 
 `/v1/models`, `/v1/chat/completions`, `/v1/completions` (streamed as server-sent events or
-not), `/v1/feedback`, `/health`, `/metrics`. Every error is OpenAI's error JSON with a 4xx for
+not), `/v1/embeddings`, `/v1/feedback`, `/health`, `/metrics`. Every error is OpenAI's error JSON with a 4xx for
 bad input (malformed JSON, unknown model, missing or wrong key, oversize body, invalid
 parameters), 502/503/504 when a model cannot answer. Every answer carries `x-ladder-route`
 (what served it) and lands in the request log.
@@ -30,13 +30,13 @@ from ladder.serve.schemas import (
     ApiError,
     ChatRequest,
     CompletionRequest,
+    EmbeddingRequest,
     FeedbackRequest,
-    chat_response,
-    completion_response,
     parse,
+    response,
     sse,
     stream_chunks,
-    usage,
+    usage_of,
 )
 from ladder.serve.targets import Call
 
@@ -91,17 +91,13 @@ async def _serve(gw: Gateway, request, endpoint: str):
         await gw.log(rec, t0)
         raise
     rec["cached"] = int(cache == "hit")
-    headers = gw.headers(ans, cache, rid)
-    extra = gw.extra(ans, cache)
+    headers = gw.headers(ans[0], cache, rid)
+    extra = gw.extra(ans[0], cache)
     if not req.stream:
         await gw.log(rec, t0, ans)
-        build = chat_response if endpoint == "chat" else completion_response
-        return JSONResponse(
-            build(rid, req.model, ans.text, ans.finish, ans.tokens_in, ans.tokens_out, extra),
-            headers=headers,
-        )
-    use = usage(ans.tokens_in, ans.tokens_out) if req.include_usage() else None
-    chunks = stream_chunks(endpoint, rid, req.model, _pieces(ans.text), ans.finish, use)
+        return JSONResponse(response(endpoint, rid, req.model, ans, extra), headers=headers)
+    use = usage_of(ans) if req.include_usage() else None
+    chunks = stream_chunks(endpoint, rid, req.model, ans, _pieces, use)
 
     async def events():
         try:
@@ -112,6 +108,33 @@ async def _serve(gw: Gateway, request, endpoint: str):
             await gw.log(rec, t0, ans)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+async def _embed(gw: Gateway, request):
+    t0 = time.perf_counter()
+    rid = "emb-" + uuid.uuid4().hex[:24]
+    rec = _record(rid, "embeddings", await gw.key_id(request), gw.catalog)
+    try:
+        body = await gw.body(request)
+        req = parse(EmbeddingRequest, body)
+        rec.update(model=req.model, request=json.dumps(body, ensure_ascii=False)[:10_000])
+        model = gw.catalog.embeddings
+        if model is None or req.model != model.name:
+            served = model.name if model is not None else "none"
+            raise ApiError(
+                404,
+                f"The embedding model '{req.model}' does not exist. Served here: {served}.",
+                param="model",
+                code="model_not_found",
+            )
+        out = await model.embed(req)
+    except ApiError as exc:
+        rec.update(status=exc.status, error=exc.message)
+        await gw.log(rec, t0)
+        raise
+    rec.update(route=model.name, tokens_in=out["usage"]["prompt_tokens"])
+    await gw.log(rec, t0)
+    return JSONResponse(out, headers={"x-ladder-route": model.name, "x-request-id": rid})
 
 
 async def _relay(gw: Gateway, target, call: Call, rec: dict, t0: float, model: str):
@@ -195,15 +218,21 @@ def create_app(
     async def completions(request: Request):
         return await _serve(gw, request, "completions")
 
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        return await _embed(gw, request)
+
     @app.get("/v1/models")
     async def models(request: Request):
         await gw.key_id(request)
-        return {"object": "list", "data": [_model_card(t) for t in catalog.targets.values()]}
+        listed = [*catalog.targets.values(), *([catalog.embeddings] if catalog.embeddings else [])]
+        return {"object": "list", "data": [_model_card(t) for t in listed]}
 
     @app.get("/v1/models/{name:path}")
     async def model(name: str, request: Request):
         await gw.key_id(request)
-        return _model_card(catalog.get(name))
+        emb = catalog.embeddings
+        return _model_card(emb if emb is not None and name == emb.name else catalog.get(name))
 
     @app.post("/v1/feedback")
     async def feedback(request: Request):

@@ -35,6 +35,7 @@ from ladder.task import ModelSpec
 class Limits:
     max_body_bytes: int = 1_000_000  # request body
     max_tokens: int = 1024  # tokens a request may ask to generate
+    max_choices: int = 16  # `n` a request may ask for
     default_max_tokens: int = 256
     max_prompt_tokens: int = 8192
     max_queue: int = 256  # requests waiting for the local model before 503s
@@ -85,12 +86,20 @@ class Catalog:
         self.price_hour = 0.0  # $/hour of local compute, for the cost log
         self.large_price = (0.0, 0.0)  # $ per 1M tokens in, out of the large model
         self.lines: list[str] = []  # what is served, for the startup banner
+        self.embeddings = None  # the embedding model behind /v1/embeddings, when installed
 
     def add(self, target) -> None:
         self.targets[target.name] = target
 
     def get(self, name: str):
         target = self.targets.get(name)
+        if target is None and self.embeddings is not None and name == self.embeddings.name:
+            raise ApiError(
+                400,
+                f"'{name}' is an embedding model: send its input to /v1/embeddings.",
+                param="model",
+                code="invalid_value",
+            )
         if target is None:
             raise ApiError(
                 404,
@@ -123,10 +132,28 @@ def build_catalog(opts: ServeOptions, progress: Progress | None = None) -> Catal
             from_run(cat, opts, progress)
         else:
             _from_model(cat, opts)
+        add_embeddings(cat)
     except BaseException:
         cat.close()
         raise
     return cat
+
+
+def add_embeddings(cat: Catalog) -> None:
+    """The rag index's embedder, shared with the run's retrieval, behind /v1/embeddings."""
+    from ladder.serve.embeddings import EmbeddingModel
+
+    if not EmbeddingModel.available():
+        cat.lines.append("no /v1/embeddings: the embedding model is not installed ([hf] extra)")
+        return
+    if cat.ctx is not None:
+        embedder = cat.ctx.embedder()
+    else:
+        from ladder.retrieval.embed import Embedder
+
+        embedder = Embedder()
+    cat.embeddings = EmbeddingModel(embedder, cat.worker, cat.limits.request_timeout_s)
+    cat.lines.append(f"{embedder.name}: embeddings ({embedder.dim} dimensions)")
 
 
 # ---------------------------------------------------------------- pieces

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import queue
+import random
 import time
 from typing import Any
 
@@ -101,6 +102,15 @@ class Gateway:
             users = [m["content"] for m in msgs if m["role"] == "user"]
             text = users[-1] if users else ""
             prompt = target.render_chat(msgs) if target.kind in ("model", "adapter") else text
+            if target.kind in ("task", "route") and len(msgs) > 1:
+                # the route's prompt is the run's: another turn would be read by nothing
+                raise ApiError(
+                    400,
+                    f"'{target.name}' answers a task with the prompt its run measured: send "
+                    "only its input, as one user message (no system, developer or earlier turns).",
+                    param="messages",
+                    code="invalid_value",
+                )
         else:
             prompt = text = req.prompt
         if target.kind in ("task", "route") and not text.strip():
@@ -108,6 +118,13 @@ class Gateway:
                 400,
                 f"'{target.name}' answers a task: send its input as the (last) user message.",
                 param="messages",
+                code="invalid_value",
+            )
+        if req.n > self.limits.max_choices:
+            raise ApiError(
+                400,
+                f"Invalid value for 'n': at most {self.limits.max_choices} here, got {req.n}.",
+                param="n",
                 code="invalid_value",
             )
         max_tokens = req.limit() or self.limits.default_max_tokens
@@ -127,7 +144,13 @@ class Gateway:
                 code="context_length_exceeded",
             )
         temp = req.temperature if req.temperature is not None else target.default_temperature
-        return Call(endpoint, prompt, text, max_tokens, temp, req.stops(), req.seed, body, rid)
+        seed = req.seed
+        if seed is None and temp > 0:  # unseeded sampling differs from request to request
+            seed = random.randrange(2**31)
+        call = Call(endpoint, prompt, text, max_tokens, temp, req.stops(), seed, body, rid)
+        call.n, call.limit, call.top, call.format = req.n, req.limit(), req.top(), req.format()
+        target.check(call)
+        return call
 
     # ------------------------------------------------------------ answering
 
@@ -140,7 +163,7 @@ class Gateway:
         )
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    async def answer(self, target, call: Call) -> tuple[Answer, str]:
+    async def answer(self, target, call: Call) -> tuple[list[Answer], str]:
         key = self.cache_key(target, call)
         if key is not None:
             hit = self.cache.get(key)
@@ -149,7 +172,7 @@ class Gateway:
                 return copy.deepcopy(hit), "hit"
             self.metrics.cache_misses.inc()
         try:
-            ans = await target.answer(call)
+            ans = await target.answers(call)
         except Overloaded as exc:
             raise ApiError(
                 503,
@@ -162,7 +185,7 @@ class Gateway:
             raise ApiError(
                 502, f"The model could not answer: {exc}", type="server_error", code="engine_error"
             ) from None
-        if key is not None and ans.fallback is None:
+        if key is not None and all(a.fallback is None for a in ans):
             self.cache.put(key, copy.deepcopy(ans))
         return ans, "miss" if key is not None else "off"
 
@@ -186,14 +209,19 @@ class Gateway:
 
     # ------------------------------------------------------------ the log
 
-    async def log(self, rec: dict[str, Any], t0: float, ans: Answer | None = None) -> None:
+    async def log(
+        self, rec: dict[str, Any], t0: float, answers: list[Answer] | Answer | None = None
+    ) -> None:
+        """One row per request; with several choices, the first's answer and every choice's cost."""
         rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        if ans is not None:
+        if answers is not None:
+            answers = answers if isinstance(answers, list) else [answers]
+            ans = answers[0]
             rec.update(
                 route=ans.route,
                 tokens_in=ans.tokens_in,
-                tokens_out=ans.tokens_out,
-                cost_usd=ans.cost_usd,
+                tokens_out=sum(a.tokens_out for a in answers),
+                cost_usd=sum(a.cost_usd for a in answers),
                 response=ans.text,
                 valid=None if ans.valid is None else int(ans.valid),
                 confidence=ans.confidence,
@@ -201,7 +229,11 @@ class Gateway:
                 output=None if ans.output is None else json.dumps(ans.output, ensure_ascii=False),
             )
         # label values only from names served here: callers must not grow the metric set
-        model = rec["model"] if rec["model"] in self.catalog.targets else "-"
+        emb = self.catalog.embeddings
+        served = rec["model"] in self.catalog.targets or (
+            emb is not None and rec["model"] == emb.name
+        )
+        model = rec["model"] if served else "-"
         route = rec.get("route") or "-"
         m = self.metrics
         m.requests.labels(model, route, str(rec["status"])).inc()

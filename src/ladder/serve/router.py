@@ -188,6 +188,10 @@ class Route(Target):
     def cache_id(self) -> str:
         return f"{self.name}|{self.small.cache_id()}|{self.large.cache_id()}|{self.threshold}"
 
+    def check(self, call: Call) -> None:
+        self.small.check(call)  # either may answer: both must honour the request
+        self.large.check(call)
+
     async def answer(self, call: Call) -> Answer:
         small, why = None, None
         try:

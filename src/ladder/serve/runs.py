@@ -2,7 +2,9 @@
 
 `Store.rungs(run_id)` records each rung's solution as `describe()` gave it; prompt solutions
 (with an adapter, for fine-tuned rungs) are rebuilt from that with the run's own data and
-split, so a served answer is the answer the climb measured. With a large model, the route
+split, so a served answer is the answer the climb measured. A rag solution retrieves from the
+task's index at request time (brought up to date with its documents when serving starts) and
+cites passages; a long-context one puts the current documents in its prefix. With a large model, the route
 answers with the best local rung and asks the large model (the best prompting rung's prompt on
 it) below a confidence threshold calibrated on the run's hold-out.
 """
@@ -130,9 +132,16 @@ def _solutions(
 
 
 def rebuild(ctx: Context, desc: dict[str, Any], by_path: dict[Path, str]):
-    """A solution from its recorded description (prompt solutions, with or without an adapter)."""
+    """A solution from its recorded description: a prompt (with or without an adapter), or a
+    retrieval rung over the task's documents."""
+    from ladder.rungs.longcontext import LongContextSolution
     from ladder.rungs.prompting import PromptSolution
+    from ladder.rungs.rag import RagSolution
 
+    if desc.get("rung") == RagSolution.rung:
+        return RagSolution.from_description(ctx, desc)
+    if desc.get("rung") == LongContextSolution.rung:
+        return LongContextSolution.from_description(ctx, desc)
     if "template" not in desc or "variant" not in desc:
         raise LadderError(
             f"the {desc.get('rung')} rung recorded no prompt solution Ladder can rebuild."
@@ -202,8 +211,16 @@ def _large_model(cat, ctx, opts, solved, ranked, large_name: str) -> TaskModel:
     """The best prompting rung's prompt (no adapter) on the large model: `TASK/RUNG@LARGE`."""
     from ladder.rungs.prompting import PromptSolution
 
-    prompting = [r for r in ranked if getattr(solved[r].solution.engine, "adapter", None) is None]
-    desc = solved[(prompting or ranked)[0]].solution.describe()
+    prompts = [r for r in ranked if isinstance(solved[r].solution, PromptSolution)]
+    prompting = [r for r in prompts if getattr(solved[r].solution.engine, "adapter", None) is None]
+    prompting = prompting or prompts
+    if not prompting:
+        raise LadderError(
+            "the hybrid route asks the large model with the run's best prompt, and no prompting "
+            "rung finished.",
+            fix="climb the zero-shot or few-shot rung too, or serve without --large.",
+        )
+    desc = solved[prompting[0]].solution.describe()
     rung = f"{desc['rung']}@{large_name}"
     sol = PromptSolution.from_description(ctx, desc, model=large_name, rung=rung)
     return _task_model(cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False)

@@ -2,9 +2,11 @@
 
 Requests are validated strictly, as the OpenAI API does: a field of the wrong type (`"10"` or
 `true` for an integer, `"yes"` for a boolean) or range, an unknown field, or a parameter Ladder
-cannot honour (`tools`, `response_format`, `logprobs`, penalties, ...) is a 400 whose `param`
-names it; nothing is accepted and silently ignored. The JSON's nesting depth is checked before
-parsing, so a deeply nested body is a 400, never a RecursionError.
+cannot honour (`tools`, penalties, `top_p`, ...) is a 400 whose `param` names it; nothing is
+accepted and silently ignored. Parameters Ladder honours only on some models (`logprobs`,
+`response_format`, `n`) are validated here and checked against the model by its target
+(`targets.py`). The JSON's nesting depth is checked before parsing, so a deeply nested body is a
+400, never a RecursionError.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ApiError(Exception):
@@ -49,14 +51,11 @@ MAX_DEPTH = 32  # JSON nesting allowed in a request body (OpenAI's bodies need a
 # Parameters of OpenAI's API that Ladder does not implement: refused with a 400 naming them
 # unless sent with the value that means "off" (what clients send by default).
 UNSUPPORTED: dict[str, tuple[Any, ...]] = {
-    "response_format": ({"type": "text"},),
     "tools": ([],),
     "tool_choice": ("none",),
     "functions": ([],),
     "function_call": ("none",),
     "parallel_tool_calls": (),
-    "logprobs": (False, 0),
-    "top_logprobs": (0,),
     "logit_bias": ({},),
     "frequency_penalty": (0, 0.0),
     "presence_penalty": (0, 0.0),
@@ -84,7 +83,7 @@ class _Request(BaseModel):
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    n: int = Field(1, ge=1, le=1, description="one choice per request")
+    n: int = Field(1, ge=1, le=128, description="choices to sample")
     stop: str | list[str] | None = Field(None)
     seed: int | None = Field(None)
     stream: bool = Field(False)
@@ -129,12 +128,55 @@ class Message(BaseModel):
         return "".join(parts)
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self):
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("`json_schema` is required with type json_schema, and only with it")
+        return self
+
+    def wire(self) -> dict[str, Any] | None:
+        """What the targets see: None for plain text, else the format as OpenAI spells it."""
+        return None if self.type == "text" else self.model_dump(by_alias=True, exclude_none=True)
+
+
 class ChatRequest(_Request):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     def limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def top(self) -> int | None:
+        """Alternatives per token when log-probabilities are asked for; None when they are not."""
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ApiError(
+                400,
+                "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.",
+                param="top_logprobs",
+                code="invalid_value",
+            )
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+    def format(self) -> dict[str, Any] | None:
+        return self.response_format.wire() if self.response_format else None
 
 
 class CompletionRequest(_Request):
@@ -151,8 +193,46 @@ class CompletionRequest(_Request):
             raise ValueError("the prompt is empty")
         return v
 
+    logprobs: int | None = Field(None, ge=0, le=5)
+
     def limit(self) -> int | None:
         return self.max_tokens
+
+    def top(self) -> int | None:
+        return self.logprobs
+
+    def format(self) -> dict[str, Any] | None:
+        return None
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(min_length=1)
+    input: str | list[str] = Field(description="a text, or a list of texts")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = Field(None, max_length=256)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts(cls, v):
+        if isinstance(v, list) and v and not all(isinstance(t, str) for t in v):
+            raise ValueError("send text: a string or a list of strings (token arrays are not read)")
+        return v
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, v):
+        texts = [v] if isinstance(v, str) else v
+        if not texts or len(texts) > 2048:
+            raise ValueError("send 1 to 2048 texts")
+        if any(not t for t in texts):
+            raise ValueError("a text is empty")
+        return v
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
 class FeedbackRequest(BaseModel):
@@ -167,7 +247,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
     """Validate a JSON body; the first problem becomes a 400 naming its parameter."""
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    if model is not FeedbackRequest:
+    if model in (ChatRequest, CompletionRequest):
         body = _refuse_unsupported(body)
     try:
         return model.model_validate(body)
@@ -268,68 +348,90 @@ def usage(tokens_in: int, tokens_out: int) -> dict[str, int]:
     }
 
 
-def chat_response(
-    rid: str, model: str, text: str, finish: str, tin: int, tout: int, extra: dict
-) -> dict:
+def usage_of(answers) -> dict[str, int]:
+    """OpenAI's usage for all the choices: the prompt once, every choice's completion tokens."""
+    return usage(answers[0].tokens_in, sum(a.tokens_out for a in answers))
+
+
+def wire_logprobs(endpoint: str, entries: Any) -> dict | None:
+    """Log-probability entries [(token, logprob, [(token, logprob)...])] in OpenAI's shape."""
+    if entries is None or isinstance(entries, dict):  # none, or an upstream's as it sent them
+        return entries
+    if endpoint == "chat":
+
+        def one(token: str, lp: float) -> dict:
+            return {"token": token, "logprob": lp, "bytes": list(token.encode())}
+
+        content = [{**one(t, lp), "top_logprobs": [one(*a) for a in top]} for t, lp, top in entries]
+        return {"content": content, "refusal": None}
+    offsets, at = [], 0
+    for t, _, _ in entries:
+        offsets.append(at)
+        at += len(t)
     return {
-        "id": rid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        ],
-        "usage": usage(tin, tout),
-        "ladder": extra,
+        "tokens": [t for t, _, _ in entries],
+        "token_logprobs": [lp for _, lp, _ in entries],
+        "top_logprobs": [{**dict(top), t: lp} for t, lp, top in entries],  # the chosen, always
+        "text_offset": offsets,
     }
 
 
-def completion_response(
-    rid: str, model: str, text: str, finish: str, tin: int, tout: int, extra: dict
-) -> dict:
+def _choice(endpoint: str, index: int, ans) -> dict:
+    lp = wire_logprobs(endpoint, ans.logprobs)
+    cites = {"citations": ans.citations} if ans.citations is not None else {}
+    if endpoint == "chat":
+        content = None if ans.refusal else ans.text
+        msg = {"role": "assistant", "content": content, "refusal": ans.refusal, **cites}
+        return {"index": index, "message": msg, "logprobs": lp, "finish_reason": ans.finish}
+    return {"index": index, "text": ans.text, "logprobs": lp, "finish_reason": ans.finish, **cites}
+
+
+def response(endpoint: str, rid: str, model: str, answers: list, extra: dict) -> dict:
+    """A chat.completion or text_completion body with one choice per answer."""
     return {
         "id": rid,
-        "object": "text_completion",
+        "object": "chat.completion" if endpoint == "chat" else "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-        "usage": usage(tin, tout),
+        "choices": [_choice(endpoint, i, a) for i, a in enumerate(answers)],
+        "usage": usage_of(answers),
         "ladder": extra,
     }
 
 
 def stream_chunks(
-    endpoint: str, rid: str, model: str, pieces: list[str], finish: str, usage_: dict | None
+    endpoint: str, rid: str, model: str, answers: list, pieces, usage_: dict | None
 ) -> list[dict]:
-    """The chunks of a streamed answer: role, content pieces, the finish, optionally usage."""
+    """The chunks of streamed answers, choice after choice: role, content pieces, the finish.
+
+    `pieces(text)` splits an answer into deltas; one with log-probabilities is sent whole, the
+    entries on its delta. Usage comes last when asked for.
+    """
     created = int(time.time())
-    if endpoint == "chat":
-        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+    obj = "chat.completion.chunk" if endpoint == "chat" else "text_completion"
+    base = {"id": rid, "object": obj, "created": created, "model": model}
+    out = []
+    for i, ans in enumerate(answers):
+        lp = wire_logprobs(endpoint, ans.logprobs)
+        parts = [ans.text] if lp is not None else pieces(ans.text)
+        cites = {"citations": ans.citations} if ans.citations is not None else {}
 
-        def chunk(delta, fin=None):
+        def chunk(body: dict, fin=None, logprobs=None, i=i):
             return {
                 **base,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}],
+                "choices": [{"index": i, **body, "logprobs": logprobs, "finish_reason": fin}],
             }
 
-        out = [chunk({"role": "assistant", "content": ""})]
-        out += [chunk({"content": p}) for p in pieces]
-        out.append(chunk({}, finish))
-    else:
-        base = {"id": rid, "object": "text_completion", "created": created, "model": model}
-
-        def chunk(text, fin=None):
-            return {
-                **base,
-                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": fin}],
-            }
-
-        out = [chunk(p) for p in pieces] + [chunk("", finish)]
+        if endpoint == "chat":
+            out.append(chunk({"delta": {"role": "assistant", "content": ""}}))
+            if ans.refusal:
+                out.append(chunk({"delta": {"refusal": ans.refusal}}))
+            else:
+                out += [chunk({"delta": {"content": p}}, logprobs=lp) for p in parts]
+            out.append(chunk({"delta": cites}, ans.finish))
+        else:
+            out += [chunk({"text": p}, logprobs=lp) for p in parts]
+            out.append(chunk({"text": "", **cites}, ans.finish))
     if usage_ is not None:
         out.append({**base, "choices": [], "usage": usage_})
     return out

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
+import numpy as np
+
 from ladder.dataset import Example
-from ladder.engines.base import GenRequest
+from ladder.engines.base import GenRequest, truncate_at_stop
+from ladder.serve import contract
 from ladder.serve.schemas import ApiError
 from ladder.serve.worker import Gate, Worker
 
@@ -33,6 +38,19 @@ class Call:
     seed: int | None
     body: dict[str, Any]  # the validated request, for upstream pass-through
     id: str = ""
+    n: int = 1  # choices to answer
+    limit: int | None = None  # max_tokens as the request gave it (None: not given)
+    top: int | None = None  # log-probabilities asked for, with this many alternatives
+    format: dict[str, Any] | None = None  # response_format, when not plain text
+
+    def choices(self) -> list[Call]:
+        """One call per choice; sampled choices get consecutive seeds (each its own sample)."""
+        if self.n == 1:
+            return [self]
+        return [
+            replace(self, n=1, seed=None if self.seed is None else self.seed + i)
+            for i in range(self.n)
+        ]
 
 
 @dataclass
@@ -50,6 +68,10 @@ class Answer:
     compute_s: float = 0.0
     cost_usd: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    scores: list[float] | None = None  # the label log-probabilities, when the solution scored
+    logprobs: Any = None  # [(token, logprob, [(token, logprob)...])], or an upstream's as sent
+    citations: list[dict[str, Any]] | None = None  # passages a retrieval answer cites
+    refusal: str | None = None  # why the answer does not fit the response_format asked for
 
 
 class Target:
@@ -67,8 +89,24 @@ class Target:
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         return plain_chat(messages)
 
+    def check(self, call: Call) -> None:
+        """Refuse (400 naming it) a parameter this model cannot honour."""
+        if call.top is not None:
+            raise contract.refuse(
+                "logprobs", f"is not available on {self.name!r}: it returns no log-probabilities."
+            )
+        if call.format is not None:
+            raise contract.refuse(
+                "response_format",
+                f"is not available on {self.name!r}: it cannot constrain its output; omit it.",
+            )
+
     async def answer(self, call: Call) -> Answer:
         raise NotImplementedError
+
+    async def answers(self, call: Call) -> list[Answer]:
+        """`call.n` answers: one call per choice, run together."""
+        return list(await asyncio.gather(*(self.answer(c) for c in call.choices())))
 
 
 def plain_chat(messages: list[dict[str, str]]) -> str:
@@ -97,6 +135,15 @@ def loop_tokenizer(engine):
 def count_tokens(engine, text: str) -> int:
     tok = loop_tokenizer(engine)
     return len(tok(text).input_ids) if tok is not None else engine.count_tokens(text)
+
+
+def answer_tokens(engine, text: str) -> int:
+    """Tokens of generated text: the engine's tokenizer without the special tokens (BOS) a
+    prompt starts with."""
+    tok = loop_tokenizer(engine)
+    if tok is None:
+        return engine.count_tokens(text)
+    return len(tok(text, add_special_tokens=False).input_ids)
 
 
 async def on_worker(worker: Worker, key, item, run, timeout: float):
@@ -133,6 +180,10 @@ class LocalModel(Target):
         self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
             f" + adapter {info['adapter']}" if info.get("adapter") else ""
         )
+        self.constrains = info.get("engine") == "vllm"  # structured outputs: JSON by construction
+
+    def check(self, call: Call) -> None:
+        super().check(replace(call, format=None) if self.constrains else call)
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.engine, text)
@@ -150,12 +201,16 @@ class LocalModel(Target):
         return plain_chat(messages)
 
     async def answer(self, call: Call) -> Answer:
+        schema = None
+        if call.format is not None:
+            schema = (call.format.get("json_schema") or {}).get("schema") or {"type": "object"}
         req = GenRequest(
             call.prompt,
             max_tokens=call.max_tokens,
             temperature=call.temperature,
             stop=call.stop,
             seed=call.seed,
+            json_schema=schema,
         )
         comp = await on_worker(self.worker, self.name, req, self.engine.generate, self.timeout)
         return Answer(
@@ -212,6 +267,21 @@ class TaskModel(Target):
         ident = getattr(self.solution.engine, "identity", None)
         return f"{self.name}|{ident() if ident else self.solution.model}"
 
+    def scores_labels(self) -> bool:
+        return getattr(self.solution, "mode", None) == "score"
+
+    def check(self, call: Call) -> None:
+        if call.top is not None and (not self.scores_labels() or call.format is not None):
+            why = (
+                "is not available with response_format: the log-probabilities are the label's"
+                if self.scores_labels()
+                else f"is not available on {self.name!r}: its solution generates its answer, "
+                "and only label scoring gives log-probabilities"
+            )
+            raise contract.refuse("logprobs", why + ".")
+        if call.format is not None:
+            contract.json_answers(call.format, self.solution.task)
+
     def predict(
         self, examples: list[Example], temperature: float, seed: int | None
     ) -> list[Answer]:
@@ -221,13 +291,10 @@ class TaskModel(Target):
             if self.confidence
             else [None] * len(preds)
         )
+        cite = getattr(self.solution, "citations", None)
         out = []
         for p, conf in zip(preds, confs):
-            text = (
-                self.kind_.render_output(p.output, self.solution.task)
-                if p.valid
-                else (p.raw or "").strip()
-            )
+            text = self._render(p.output) if p.valid else (p.raw or "").strip()
             cost = (
                 p.compute_s * self.price_hour / 3600
                 + (p.tokens_in * self.prices[0] + p.tokens_out * self.prices[1]) / 1e6
@@ -244,13 +311,49 @@ class TaskModel(Target):
                     conf,
                     compute_s=p.compute_s,
                     cost_usd=cost,
+                    scores=p.scores,
+                    citations=cite(p) if cite else None,
                 )
             )
         return out
 
+    def _render(self, output) -> str:
+        return self.kind_.render_output(output, self.solution.task)
+
     async def answer(self, call: Call) -> Answer:
+        return (await self.answers(replace(call, n=1)))[0]
+
+    async def answers(self, call: Call) -> list[Answer]:
+        """A scoring solution scores once and samples `n` labels; a generating one runs `n` times."""
+        if call.n > 1 and not self.scores_labels():
+            return await super().answers(call)
+        scored = self.scores_labels()  # scores do not depend on T or the seed: one batch key
+        ans = await self._predict_one(call, 0.0 if scored else call.temperature, scored)
+        if ans.scores is None or not ans.valid:
+            return [self._shape(ans, call)]
+        labels = self.solution.task.labels
+        picks = [int(np.argmax(ans.scores))] * call.n
+        if call.temperature > 0:
+            from ladder.evaluation.stats import sample_labels
+
+            rng = np.random.default_rng(call.seed)
+            draws = sample_labels(np.asarray(ans.scores), call.temperature, call.n, rng)
+            picks = [int(i) for i in draws]
+        out = []
+        for i in picks:
+            one = copy.copy(ans) if len(picks) > 1 else ans
+            one.output, one.extra = labels[i], dict(ans.extra)
+            one.text = self._render(labels[i])
+            if call.top is not None:
+                one.logprobs = contract.label_entries(labels, ans.scores, i, call.top)
+            out.append(self._shape(one, call))
+        for extra in out[1:]:  # the prompt was read once
+            extra.tokens_in, extra.cost_usd = 0, 0.0
+        return out
+
+    async def _predict_one(self, call: Call, temp: float, scored: bool) -> Answer:
         ex = Example(call.id or "request", call.text, None)
-        temp, seed = call.temperature, call.seed
+        seed = None if scored else call.seed
 
         def run(exs):
             return self.predict(exs, temp, seed)
@@ -261,3 +364,21 @@ class TaskModel(Target):
         with self.gate.slot():
             fut = loop.run_in_executor(self.pool, run, [ex])
             return (await asyncio.wait_for(fut, self.timeout))[0]
+
+    def _shape(self, ans: Answer, call: Call) -> Answer:
+        """The answer as the request asked for it: format, stop, max_tokens; its real token count."""
+        text = ans.text
+        if call.format is not None:
+            obj, why = contract.json_answers(call.format, self.solution.task)(ans.output, ans.valid)
+            text = "" if obj is None else json.dumps(obj, ensure_ascii=False)
+            if obj is None:
+                ans.refusal = f"{why}: {ans.text[:200]!r}"
+        text, _ = truncate_at_stop(text, call.stop)
+        count = partial(answer_tokens, self.solution.engine)
+        if call.limit is not None and text:
+            cut = contract.cut_tokens(text, call.limit, count)
+            if cut != text:
+                text, ans.finish = cut, "length"
+        ans.text = text
+        ans.tokens_out = count(text) if text else 0
+        return ans

@@ -127,29 +127,39 @@ class Upstream(Target):
         self.health.recovered()
         return resp
 
+    def check(self, call: Call) -> None:
+        pass  # every parameter goes to the upstream as sent; it answers or refuses it
+
     async def answer(self, call: Call) -> Answer:
+        return (await self.answers(call))[0]
+
+    async def answers(self, call: Call) -> list[Answer]:
+        """All the choices the upstream answered (`n` goes to it as sent)."""
         resp = await self._send(call, stream=False)
         try:
             data = await resp.aread()
         finally:
             await resp.aclose()
         obj = loads(data)
-        choice = (obj.get("choices") or [{}])[0]
-        text = (
-            (choice.get("message") or {}).get("content")
-            if call.endpoint == "chat"
-            else choice.get("text")
-        )
         use = obj.get("usage") or {}
         tin, tout = int(use.get("prompt_tokens") or 0), int(use.get("completion_tokens") or 0)
-        return Answer(
-            text or "",
-            self.name,
-            tin,
-            tout,
-            choice.get("finish_reason") or "stop",
-            cost_usd=self.cost(tin, tout),
-        )
+        out = []
+        for i, choice in enumerate(obj.get("choices") or [{}]):
+            msg = choice.get("message") or {}
+            text = msg.get("content") if call.endpoint == "chat" else choice.get("text")
+            out.append(
+                Answer(
+                    text or "",
+                    self.name,
+                    tin if i == 0 else 0,  # usage covers every choice: carried by the first
+                    tout if i == 0 else 0,
+                    choice.get("finish_reason") or "stop",
+                    cost_usd=self.cost(tin, tout) if i == 0 else 0.0,
+                    logprobs=choice.get("logprobs"),
+                    refusal=msg.get("refusal") if call.endpoint == "chat" else None,
+                )
+            )
+        return out
 
     def cost(self, tin: int, tout: int) -> float:
         return (tin * self.prices[0] + tout * self.prices[1]) / 1e6
