@@ -2,7 +2,7 @@
 
 For each task built from ../shared/datasets (their own column names and labels), this runs the
 user's commands in subprocesses: `ladder init DATA`, then `ladder climb TASK --budget B` (stop
-at the bar) and `ladder climb TASK --all --budget B` (every rung), each in a fresh run store.
+at the bar) and `ladder climb TASK --all --budget B` (every rung), each in a fresh run store, with `--leakage drop`.
 It records, per climb: the wall time, the recommendation, its basis (quality / cost / both /
 bar), whether it meets the bar at the stated confidence and the probability it does, the
 sample-size estimate when the top two are not significantly different, and each gate's
@@ -103,7 +103,9 @@ def prepare(name: str, work: Path, env: dict) -> tuple[Path, dict]:
 
 def climb(folder: Path, args, every: bool, env: dict) -> dict:
     runs = Path(tempfile.mkdtemp(prefix="decisions-runs-"))
-    cmd = ["climb", str(folder), "--runs", str(runs)]
+    # public data has near-duplicates across splits (snips repeats utterances): drop them from
+    # the hold-out, as the refusal's own fix says, rather than inflate every score
+    cmd = ["climb", str(folder), "--runs", str(runs), "--leakage", "drop"]
     cmd += ["--budget", args.budget] if args.budget else []
     cmd += ["--model", args.model] if args.model else []
     cmd += ["--all"] if every else []

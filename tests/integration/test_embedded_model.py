@@ -59,3 +59,31 @@ def test_extract_by_generation_slice(run_cli):
     preds = Store().predictions(run["id"], "few-shot", "knn-3", "holdout")
     assert all(p.raw for p in preds.values())
     assert 0.0 <= card["metrics"]["field_f1"]["value"] <= 1.0
+
+
+def test_a_budgeted_climb_plans_finishes_and_records_its_phase_times(run_cli):
+    """`--budget` on the real model: the plan is shown before starting and stored, the climb
+    finishes, every rung's phases are timed in the store and printed at the end."""
+    code, out, err = run_cli(
+        "climb",
+        ROOT / "examples/email-triage",
+        "--rungs",
+        "zero-shot,few-shot",
+        "--budget",
+        "3m",
+        "--limit",
+        "40",
+        "--all",
+    )
+    assert code == 0, err
+    assert "plan" in out.lower()
+    store = Store()
+    run = store.list_runs("email-triage")[0]
+    assert run["status"] == "finished"
+    plan = json.loads((Path(run["run_dir"]) / "plan.json").read_text())
+    assert plan["budget_s"] == 180 and plan["speed"]["items"] > 0 and plan["eta_s"] > 0
+    phases = {(r["rung"], r["phase"]): r["seconds"] for r in store.phase_times(run["id"])}
+    for rung in ("zero-shot", "few-shot"):
+        assert phases.get((rung, "dev selection"), 0) > 0, phases
+        assert phases.get((rung, "hold-out"), 0) > 0, phases
+    assert "dev selection" in out  # the phase table printed at the end
