@@ -70,6 +70,10 @@ def test_bf16_is_chosen_per_phase_only_where_faster_by_the_margin():
     slow = nx.choose("cpu", "auto", {"gflops": figures(0.3, 0.9, 0.4)})
     assert set(slow.phases.values()) == {"float32"} and not slow.pending
     assert nx.choose("cpu", None, {"gflops": figures(2, 2, 2)}).weights() == "bfloat16"
+    # generation alone in bf16 would cast the fp32 weights scoring keeps at every token
+    alone = nx.choose("cpu", "auto", {"gflops": figures(score=0.5, generate=2.0, train=0.5)})
+    assert alone.phases["generate"] == "float32" and "every token" in alone.reasons["generate"]
+    assert not alone.pending
 
 
 def test_dtype_forces_every_phase_without_measuring(monkeypatch):
