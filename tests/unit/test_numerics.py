@@ -252,3 +252,15 @@ def test_training_under_bf16_autocast_keeps_fp32_master_weights(tmp_path, tiny):
         pad_id=tok.pad_token_id, folder=tmp_path / "b", fingerprint={},
     )  # fmt: skip
     assert plain.dtype == "float32"
+
+
+def test_models_prepare_measures_again_and_says_what_auto_will_choose(monkeypatch, capsys):
+    from ladder.cli.models import measure_numerics
+
+    calls = []
+    monkeypatch.setattr(nx, "measure", lambda *a, **k: calls.append(1) or figures(2.0, 2.0, 0.5))
+    nx.probe()
+    measure_numerics()  # what `ladder models prepare` runs after preparing an hf model
+    out = capsys.readouterr().out
+    assert len(calls) == 2  # measured again, although cached
+    assert "score" in out and "2.00x" in out and "train" in out and "0.50x" in out

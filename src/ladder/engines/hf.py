@@ -156,7 +156,7 @@ class HFEngine:
         # the caller loaded the model and chose the threads: keep them
         threads = _torch().get_num_threads()
         held = str(lm.dtype).removeprefix("torch.")
-        self._configure(model, path, lm.device.type, held, threads)
+        self._configure(model, path, lm.device.type, None, threads)
         self.dtype = held
         self.numerics = _held_in(dtypes or _as_loaded(held), held)
         self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
