@@ -23,6 +23,19 @@ def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
+# what `--dtype auto` measures in tests: bf16 slower everywhere, as on a CPU without bf16 units,
+# so results do not depend on the machine (tests of the choice give their own figures)
+NO_BF16 = {p: {"float32": 40.0, "bfloat16": 10.0} for p in ("score", "generate", "train")}
+
+
+@pytest.fixture(autouse=True)
+def _numerics_measured(tmp_path, monkeypatch):
+    from ladder.engines import numerics
+
+    monkeypatch.setattr(numerics, "cache_dir", lambda: tmp_path / "numerics")
+    monkeypatch.setattr(numerics, "measure", lambda device="cpu", seconds=0: NO_BF16)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run `ladder ARGS...` in-process; return (exit code, stdout, stderr)."""

@@ -20,6 +20,7 @@ from typing import Any
 from ladder import guard, provenance
 from ladder.context import Context
 from ladder.dataset import Dataset, load_dataset
+from ladder.engines.numerics import check_dtype
 from ladder.errors import LadderError, StoreError
 from ladder.evaluation.bar import for_task as bar_verdict
 from ladder.evaluation.scorecard import Scorecard
@@ -49,6 +50,7 @@ class ClimbOptions:
     add_data: list[str] | None = None  # extra train examples (JSONL from `ladder curate`)
     schedule: str = "race"  # race (default) | exhaustive: every variant on every dev item
     budget: float | None = None  # seconds the climb should fit in (the planner cuts to fit)
+    dtype: str | None = None  # auto (None) | float32 | bfloat16: number format of every phase
 
 
 @dataclass
@@ -214,6 +216,7 @@ def climb(
 ) -> ClimbResult:
     opts = opts or ClimbOptions()
     _check_schedule(opts.schedule)
+    check_dtype(opts.dtype)
     progress = progress or NullProgress()
     emit = events or _no_events
     task = load_task(task_path)
@@ -253,6 +256,7 @@ def _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook)
         options=opts.options,
         schedule=opts.schedule,
         clock=PhaseClock(store, run_id),
+        dtype=opts.dtype,
     )
     if ctx_hook:
         ctx_hook(ctx)

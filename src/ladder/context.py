@@ -34,6 +34,8 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)  # rung-specific CLI options
     schedule: str = "race"  # race | exhaustive: how prompt variants are chosen on dev
     clock: Any = None  # ladder.timing.PhaseClock of the climb (None: phases are not timed)
+    dtype: str | None = None  # --dtype: float32 | bfloat16 force every phase; None/auto measures
+    numerics: dict[str, Any] = field(default_factory=dict)  # model -> number formats (provenance)
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
     _closers: list[Any] = field(default_factory=list)  # callables run by close()
@@ -47,11 +49,42 @@ class Context:
         name = name or self.model
         if name not in self._engines:
             entry = resolve_model(name, self.task)
-            self._engines[name] = make_engine(entry, self.progress)
+            self._engines[name] = make_engine(entry, self.progress, dtype=self.dtype or "auto")
+            self._settle(name)
         return self._engines[name]
 
     def set_engine(self, name: str, engine) -> None:
         self._engines[name] = engine
+        self._settle(name)
+
+    def _settle(self, name: str) -> None:
+        """Check an automatic bf16 choice on dev (once), then record the engine's number formats."""
+        num = getattr(self._engines[name], "numerics", None)
+        if num is None:
+            return  # remote engines: the server's formats are not Ladder's to choose
+        if num.pending:
+            from ladder.evaluation.numerics import check_on_dev
+
+            num.pending = False
+            check_on_dev(self, name, self._engines[name])
+        self.record_numerics(name, num.describe())
+
+    def record_numerics(self, key: str, figures: dict[str, Any]) -> None:
+        """Keep a model's (or the training's) number formats in the run's provenance."""
+        self.numerics[key] = figures
+        self.store.add_provenance(self.run_id, "numerics", self.numerics)
+
+    def inference_numerics(self, base: str, device: str):
+        """The formats for another engine on `base`'s weights: the settled ones when known."""
+        from ladder.engines import numerics as nx
+
+        chosen = nx.choose(device, self.dtype)
+        settled = self.numerics.get(base)
+        if settled and settled.get("phases"):
+            chosen.phases.update({p: settled["phases"][p] for p in nx.INFERENCE})
+            chosen.reasons.update({p: settled["reasons"][p] for p in nx.INFERENCE})
+            chosen.agreement, chosen.pending = dict(settled.get("agreement") or {}), False
+        return chosen
 
     def embedder(self):
         if self._embedder is None:

@@ -45,7 +45,7 @@ def check_evidence(task, ds, limit: int | None) -> list[str]:
 
 
 # what must match between a resume command and the run it continues; None = not given
-COMPARED = ("rungs", "limit", "seed", "variant", "leakage", "add_data")
+COMPARED = ("rungs", "limit", "seed", "variant", "leakage", "add_data", "dtype")
 
 
 def resume_differences(task, cmd, stored) -> dict[str, tuple[Any, Any]]:
@@ -69,7 +69,7 @@ def resume_command(task, run_id: str, stored) -> str:
     parts.append(f"--model {stored.model or task.spec.model}")
     if stored.rungs:
         parts.append(f"--rungs {','.join(stored.rungs)}")
-    for flag in ("limit", "seed", "variant", "leakage"):
+    for flag in ("limit", "seed", "variant", "leakage", "dtype"):
         if getattr(stored, flag) is not None:
             parts.append(f"--{flag} {getattr(stored, flag)}")
     return " ".join(parts)

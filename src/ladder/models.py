@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +190,23 @@ def resolve_model(name: str, task: Task | None = None) -> ModelEntry:
     )
 
 
-def make_engine(entry: ModelEntry, progress: Progress | None = None):
-    """Build the engine for a model, preparing it first when needed."""
+def make_engine(entry: ModelEntry, progress: Progress | None = None, dtype: str | None = None):
+    """Build the engine for a model, preparing it first when needed.
+
+    `dtype` (auto | float32 | bfloat16, from `--dtype`) reaches engines whose factory declares
+    `takes_dtype`: a forced format overrides the model's `options.dtype`, `auto` fills it in
+    only where task.yaml set none.
+    """
     from ladder.registry import registries
 
     if entry.prepare is not None and not (entry.is_prepared and entry.is_prepared()):
         entry.prepare(progress or NullProgress())
     factory = registries().engines.get(entry.spec.engine)
+    if dtype is not None and getattr(factory, "takes_dtype", False):
+        options = dict(entry.spec.options)
+        if dtype != "auto" or "dtype" not in options:
+            options["dtype"] = dtype
+        entry = replace(entry, spec=entry.spec.model_copy(update={"options": options}))
     return factory(entry)
 
 
@@ -208,6 +218,9 @@ def hf_factory(entry: ModelEntry):
 
     path = str(entry.locate()) if entry.locate else entry.spec.path or ""
     return HFEngine(entry.name, path, **dict(entry.spec.options))
+
+
+hf_factory.takes_dtype = True  # type: ignore[attr-defined]
 
 
 def openai_factory(entry: ModelEntry):

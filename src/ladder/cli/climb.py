@@ -37,6 +37,29 @@ LeakOpt = Annotated[
 ]
 
 
+def _dtype(value: str | None) -> str | None:
+    from ladder.engines.numerics import CHOICES
+
+    if value is not None and value not in CHOICES:
+        raise typer.BadParameter(
+            f"{value!r} is not a number format: use auto (measure this machine once and pick "
+            "per phase), float32 or bfloat16",
+            param_hint="--dtype",
+        )
+    return value
+
+
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        callback=_dtype,
+        help="number format of local models: auto (default: measured once per machine, bf16 "
+        "per phase only where faster and checked on dev), float32 or bfloat16 (every phase)",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command("climb")(climb_cmd)
     app.command("eval")(eval_cmd)
@@ -84,6 +107,7 @@ def climb_cmd(
     ] = None,
     runs: RunsOpt = None,
     prices: PricesOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Climb the rungs, cheapest first, each measured on the same hold-out; stop at the bar unless --all."""
     opts = ClimbOptions(
@@ -100,6 +124,7 @@ def climb_cmd(
         add_data=[str(p) for p in add_data] if add_data else None,
         schedule=schedule,
         budget=parse_budget(budget) if budget is not None else None,
+        dtype=dtype,
     )
     _run(task, opts)
 
@@ -115,6 +140,7 @@ def eval_cmd(
     model: ModelOpt = None,
     leakage: LeakOpt = None,
     runs: RunsOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Evaluate one rung on the hold-out (a run of its own in the store)."""
     opts = ClimbOptions(
@@ -125,6 +151,7 @@ def eval_cmd(
         leakage=_leakage(leakage),
         runs_dir=runs,
         variant=variant,
+        dtype=dtype,
     )
     _run(task, opts)
 

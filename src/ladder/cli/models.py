@@ -46,10 +46,12 @@ def models_cmd(
     if action == "prepare":
         if entry.prepare is None:
             console.print(f"{name} needs no preparation.")
-            return
-        with RichProgress() as progress:
-            path = entry.prepare(progress)
-        console.print(f"{name} ready at {path}")
+        else:
+            with RichProgress() as progress:
+                path = entry.prepare(progress)
+            console.print(f"{name} ready at {path}")
+        if getattr(registries().engines.get(entry.spec.engine), "takes_dtype", False):
+            measure_numerics()
     elif action == "verify":
         if name != models.EMBEDDED:
             raise ModelError(
@@ -62,3 +64,20 @@ def models_cmd(
             raise typer.Exit(1)
     else:
         raise typer.BadParameter("use list, prepare or verify", param_hint="ACTION")
+
+
+def measure_numerics() -> None:
+    """Measure fp32 against bf16 on this machine again (cached for `--dtype auto`) and say so."""
+    from ladder.engines import numerics as nx
+
+    with RichProgress() as progress, progress.task("measuring fp32 vs bf16", total=None):
+        found = nx.probe("cpu", refresh=True)
+    chosen = nx.choose("cpu", "auto", found)
+    load = f", load {found['load']}" if found.get("load") is not None else ""
+    console.print(
+        f"number formats on this CPU (measured in {found['seconds']:.1f} s{load}; "
+        f"{nx.cache_dir() / (found['key'] + '.json')}):",
+        highlight=False,
+    )
+    for phase in nx.PHASES:
+        console.print(f"  {phase:<9} {chosen.reasons[phase]}", highlight=False)

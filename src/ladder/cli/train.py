@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ladder.cli.climb import LimitOpt, RunsOpt, TaskArg, _run
+from ladder.cli.climb import DtypeOpt, LimitOpt, RunsOpt, TaskArg, _run
 from ladder.climb import ClimbOptions
 from ladder.errors import LadderError
 
@@ -58,6 +58,7 @@ def train_cmd(
     run_id: Annotated[str | None, typer.Option("--run", help="resume this run id")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     runs: RunsOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Train a LoRA adapter (or a distilled student) on the task and score it on the hold-out.
 
@@ -96,6 +97,7 @@ def train_cmd(
         runs_dir=runs,
         seed=seed,
         options={rung: overrides},
+        dtype=dtype,
     )
     result = _run(task, opts)
     if rung in result.skipped:

@@ -15,6 +15,12 @@ attention masks itself from each token's true position (causal, and the sliding 
 Gemma-style local layers measured in positions, not cache slots), so padding never changes a
 row's result: a batched, prefix-cached prompt scores exactly what it scores alone. Caches keep
 every token (no sliding-window eviction), which is what makes those masks possible.
+
+Number formats (`ladder.engines.numerics`): `dtype="auto"` measures this machine once and
+picks fp32 or bf16 per phase (scoring, generation). The weights are held in bf16 only when
+both phases run in it; a bf16 phase over fp32 weights runs under bf16 autocast, so switching
+a phase never loses the fp32 weights. The default (`dtype=None`) stays fp32 on a CPU and bf16
+on CUDA.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import inspect
 import json
 import os
 import time
+from contextlib import nullcontext
 from typing import Any
 
+from ladder.engines import numerics as nx
 from ladder.engines.base import (
     Completion,
     GenRequest,
@@ -103,15 +111,25 @@ class HFEngine:
         self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-            lm = transformers.AutoModelForCausalLM.from_pretrained(
-                path, dtype=getattr(torch, self.dtype)
-            )
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"cannot load model {model!r} from {path}: {exc}",
                 fix="check the folder holds a transformers model (config.json, weights, tokenizer).",
             ) from None
-        self._attach(lm.to(self.device), tokenizer)
+        self._attach(self._load_weights(transformers, torch), tokenizer)
+        self._owns_weights = True
+
+    def _load_weights(self, transformers, torch):
+        try:
+            lm = transformers.AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=getattr(torch, self.dtype)
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"cannot load model {self.model!r} from {self.path}: {exc}",
+                fix="check the folder holds a transformers model (config.json, weights, tokenizer).",
+            ) from None
+        return lm.to(self.device)
 
     @classmethod
     def from_model(
@@ -122,6 +140,7 @@ class HFEngine:
         *,
         path: str = "",
         info: dict[str, Any] | None = None,
+        dtypes: nx.Numerics | None = None,
         max_batch: int = 8,
         max_batch_tokens: int = 4096,
         prefix_cache: bool = True,
@@ -129,14 +148,20 @@ class HFEngine:
     ) -> HFEngine:
         """An engine around a model already in memory (e.g. a base model with a LoRA adapter).
 
-        `lm` is used as it is (its device and dtype); `info` adds facts to `info()` (adapter...).
+        `lm` is used as it is (its device and dtype: the weights are the caller's, never
+        converted); `dtypes` runs a phase in bf16 over fp32 weights by autocast; `info` adds
+        facts to `info()` (adapter...).
         """
         self = cls.__new__(cls)
         # the caller loaded the model and chose the threads: keep them
         threads = _torch().get_num_threads()
-        self._configure(model, path, lm.device.type, str(lm.dtype).removeprefix("torch."), threads)
+        held = str(lm.dtype).removeprefix("torch.")
+        self._configure(model, path, lm.device.type, None, threads)
+        self.dtype = held
+        self.numerics = _held_in(dtypes or _as_loaded(held), held)
         self._limits(max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes)
         self._attach(lm, tokenizer)
+        self._owns_weights = False
         self.extra_info = dict(info or {})
         return self
 
@@ -145,10 +170,12 @@ class HFEngine:
         self.model = model
         self.path = path
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # bf16 is slower than fp32 on CPUs without bf16 units (measured 1.7-3.3x here)
-        self.dtype = dtype or ("bfloat16" if self.device == "cuda" else "float32")
         if self.device == "cpu":
             torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.numerics = engine_numerics(self.device, dtype, model)
+        # an auto choice still to be checked on dev keeps fp32 weights to compare against
+        self.dtype = nx.FP32 if self.numerics.pending else self.numerics.weights()
+        self._compute: str | None = None  # the dtype the prefix cache was computed in
         self.extra_info: dict[str, Any] = {}
 
     def _limits(self, max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes) -> None:
@@ -161,13 +188,7 @@ class HFEngine:
         self.tokenizer = tokenizer
         self.lm = lm
         self.lm.eval()
-        cfg = self.lm.config
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        # keys + values of every layer, per token (caches keep every token: see the module doc)
-        self.kv_bytes_per_token = (
-            2 * cfg.num_hidden_layers * kv_heads * head_dim * self.lm.dtype.itemsize
-        )
+        self._kv_bytes()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._choice_ids: dict[str, list[int]] = {}
@@ -175,6 +196,47 @@ class HFEngine:
         self._prefix_cache = None
         self.stats = {"prefix_hits": 0, "prefix_tokens_saved": 0}
         self._cache_kw = cache_keyword(lm)
+
+    # ------------------------------------------------------------ number formats
+
+    def _phase(self, phase: str):
+        """Run `phase` in its dtype: bf16 over fp32 weights by autocast, else as the weights are."""
+        want = self.numerics.phases[phase]
+        if self._compute not in (None, want):
+            self.reset_prefix_cache()  # its keys/values were computed in the other dtype
+        self._compute = want
+        if want == nx.BF16 and self.dtype != nx.BF16:
+            return _torch().autocast(self.device, dtype=_torch().bfloat16)
+        return nullcontext()
+
+    def use_dtypes(self, phases: dict[str, str]) -> None:
+        """Run scoring/generation in these dtypes from now on (the dev check's switch).
+
+        Weights this engine loaded are converted to bf16 when both phases run in it, and
+        reloaded in fp32 from the folder when a phase goes back; a caller's weights stay.
+        """
+        self.numerics.phases.update(phases)
+        want = self.numerics.weights()
+        if getattr(self, "_owns_weights", False) and want != self.dtype:
+            torch = _torch()
+            self.dtype = want
+            if want == nx.BF16:
+                self.lm = self.lm.to(torch.bfloat16)
+            else:  # a bf16 copy cannot give the fp32 weights back: read them again
+                self.lm = None  # type: ignore[assignment]
+                self.lm = self._load_weights(transformers_offline(), torch).eval()
+            self._kv_bytes()
+        self.reset_prefix_cache()
+        self._compute = None
+
+    def _kv_bytes(self) -> None:
+        cfg = self.lm.config
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        # keys + values of every layer, per token (caches keep every token: see the module doc)
+        self.kv_bytes_per_token = (
+            2 * cfg.num_hidden_layers * kv_heads * head_dim * self.lm.dtype.itemsize
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -353,7 +415,7 @@ class HFEngine:
         results: list[Scores | None] = [None] * len(requests)
         for batch in self._batches([len(s) - prefix for s in seqs], prefix):
             t0 = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), self._phase("score"):
                 lps = self._score_batch(
                     [seqs[i] for i in batch], [requests[i].choices for i in batch], prefix
                 )
@@ -416,7 +478,7 @@ class HFEngine:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(req.seed if req.seed is not None else 0)
             for batch in self._batches([len(s) - prefix for s in seqs], prefix):
-                with torch.inference_mode():
+                with torch.inference_mode(), self._phase("generate"):
                     comps = self._generate_batch([seqs[j] for j in batch], req, prefix, gen)
                 for j, comp in zip(batch, comps):
                     results[idxs[j]] = comp
@@ -490,6 +552,8 @@ class HFEngine:
             "path": self.path,
             "device": self.device,
             "dtype": self.dtype,
+            "dtypes": {p: self.numerics.phases[p] for p in nx.INFERENCE},
+            "dtype_source": self.numerics.source,
             "threads": torch.get_num_threads() if self.device == "cpu" else None,
             "parameters": sum(p.numel() for p in self.lm.parameters()),
             "max_batch": self.max_batch,
@@ -505,3 +569,39 @@ class HFEngine:
     def close(self) -> None:
         self._prefix_cache = None
         self.lm = None  # type: ignore[assignment]
+
+
+def engine_numerics(device: str, dtype: str | None, model: str = "") -> nx.Numerics:
+    """The per-phase dtypes of an engine asked for `dtype` (None: the device's fixed default)."""
+    if dtype is None:  # bf16 is slower than fp32 on CPUs without bf16 units
+        d = nx.BF16 if device == "cuda" else nx.FP32
+        why = f"the default on {device} (`--dtype auto` measures this machine)"
+        return nx.Numerics(dict.fromkeys(nx.PHASES, d), "default", dict.fromkeys(nx.PHASES, why))
+    if dtype == "float16":  # an explicit half-precision model (task.yaml options)
+        why = "asked for float16 (the model's `options.dtype`)"
+        return nx.Numerics(dict.fromkeys(nx.PHASES, dtype), "forced", dict.fromkeys(nx.PHASES, why))
+    if dtype not in nx.CHOICES:
+        raise ModelError(
+            f"model {model!r}: dtype {dtype!r} is not a number format Ladder can run.",
+            fix="use auto, float32 or bfloat16 (`--dtype`, or `options: {dtype: ...}` under "
+            "`models:` in task.yaml).",
+        )
+    return nx.choose(device, dtype)
+
+
+def _as_loaded(held: str) -> nx.Numerics:
+    why = f"{held}, as the caller loaded the model"
+    return nx.Numerics(dict.fromkeys(nx.PHASES, held), "model", dict.fromkeys(nx.PHASES, why))
+
+
+def _held_in(chosen: nx.Numerics, held: str) -> nx.Numerics:
+    """A choice for weights held in `held`: fp32 phases over bf16 weights run in bf16."""
+    out = nx.Numerics(
+        dict(chosen.phases), chosen.source, dict(chosen.reasons), chosen.probe,
+        dict(chosen.agreement), chosen.pending,
+    )  # fmt: skip
+    for p in nx.INFERENCE:
+        if held != nx.FP32 and out.phases[p] != held:
+            out.phases[p] = held
+            out.reasons[p] = f"the model is held in {held} (it was trained so)"
+    return out

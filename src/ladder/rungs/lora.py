@@ -128,11 +128,11 @@ def serve_adapter(
 
     name = engine or f"{fitted.base}+{rung}"
     info = {"adapter": str(fitted.folder), "base_model": fitted.base}
+    lm = fitted.model.get_base_model()
+    dtypes = ctx.inference_numerics(fitted.base, lm.device.type)
     ctx.set_engine(
         name,
-        HFEngine.from_model(
-            name, fitted.model.get_base_model(), fitted.tokenizer, path=fitted.path, info=info
-        ),
+        HFEngine.from_model(name, lm, fitted.tokenizer, path=fitted.path, info=info, dtypes=dtypes),
     )
     adapter = {"path": str(fitted.folder), "bytes": fitted.bytes, "base_model": fitted.base}
     return AdapterSolution(
@@ -225,7 +225,8 @@ def fit(
     from ladder.training.loop import LoopConfig, train
 
     name, path = base_model(ctx, cfg)
-    lm, tok = adapters.load_base(path, cfg.quantize)
+    dtype = training_dtype(ctx, cfg)
+    lm, tok = adapters.load_base(path, cfg.quantize, dtype=dtype)
     train_recs, skipped = records(ctx, cfg, tok, examples)
     if len(train_recs) < cfg.min_examples:
         raise DataError(
@@ -248,8 +249,11 @@ def fit(
         model = adapters.attach_saved(lm, out)
         return Fitted(model, tok, name, path, out, done, adapters.folder_bytes(out), True)
     model = adapters.attach_lora(lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed)
-    loop = LoopConfig(**{k: hp[k] for k in LOOP_KEYS})
-    run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed)
+    on_cpu = adapters.device_for(cfg.quantize) == "cpu"
+    loop = LoopConfig(
+        **{k: hp[k] for k in LOOP_KEYS}, autocast=dtype if on_cpu and dtype == "bfloat16" else None
+    )
+    run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed, dtype)
     result = run_loop(
         model,
         train_recs,
@@ -289,12 +293,33 @@ def fit(
     return Fitted(model, tok, name, path, out, adapters.read_meta(out), size, False)
 
 
-def _parallel(cfg, path: str, seed: int):
+def training_dtype(ctx: Context, cfg) -> str:
+    """The number format training computes in (fp32 master weights either way), recorded."""
+    from ladder.engines import numerics as nx
+    from ladder.training.adapters import device_for
+
+    device = device_for(cfg.quantize)
+    chosen = nx.choose(device, ctx.dtype)
+    dtype, why = chosen.phases["train"], chosen.reasons["train"]
+    if cfg.quantize == "4bit":
+        if dtype == nx.FP32 and chosen.source == "forced":
+            raise ModelError(
+                "--dtype float32 cannot hold for 4-bit QLoRA: its layers compute in bfloat16.",
+                fix="train without `quantize: 4bit`, or use --dtype auto or bfloat16.",
+            )
+        dtype, why = nx.BF16, "4-bit QLoRA computes in bf16"
+    ctx.record_numerics(
+        "training", {"device": device, "dtype": dtype, "reason": why, "probe": chosen.probe}
+    )
+    return dtype
+
+
+def _parallel(cfg, path: str, seed: int, dtype: str | None = None):
     """The loop across `cfg.processes` ranks, each building this very LoRA on `path`."""
     from ladder.training.parallel import Replica, train_parallel
 
     replica = Replica(
-        path, cfg.quantize, cfg.r, cfg.alpha, cfg.dropout, tuple(cfg.target_modules), seed
+        path, cfg.quantize, cfg.r, cfg.alpha, cfg.dropout, tuple(cfg.target_modules), seed, dtype
     )
 
     def run(model, *args, **kwargs):

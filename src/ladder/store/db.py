@@ -123,6 +123,16 @@ class Store:
                 ),
             )
 
+    def add_provenance(self, run_id: str, key: str, value: Any) -> None:
+        """Set one key of a run's provenance (facts learnt during the climb: number formats)."""
+        row = self.db.execute("SELECT provenance FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return
+        prov = json.loads(row[0] or "{}")
+        prov[key] = value
+        with self.tx():
+            self.db.execute("UPDATE runs SET provenance=? WHERE id=?", (json.dumps(prov), run_id))
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:

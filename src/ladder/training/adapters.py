@@ -59,15 +59,20 @@ def device_for(quantize: str) -> str:
     return "cuda" if quantize == "4bit" or torch.cuda.is_available() else "cpu"
 
 
-def load_base(path: str, quantize: str = "none", gpu: int = 0):
-    """The base model for training: fp32 on CPU, bf16 on CUDA (GPU `gpu`), 4-bit NF4 for QLoRA."""
+def load_base(path: str, quantize: str = "none", gpu: int = 0, dtype: str | None = None):
+    """The base model for training: fp32 on CPU, bf16 on CUDA (GPU `gpu`), 4-bit NF4 for QLoRA.
+
+    On a CPU the weights stay fp32 whatever `dtype` (a bf16 forward runs under autocast, see
+    `LoopConfig.autocast`); on CUDA `dtype="float32"` keeps them fp32 instead of bf16.
+    """
     torch = _torch()
     transformers = transformers_offline()
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if quantize == "4bit":
         kwargs = {**_qlora_kwargs(torch, transformers), "device_map": {"": gpu}}
     elif torch.cuda.is_available():
-        kwargs = {"dtype": torch.bfloat16, "device_map": {"": gpu}}
+        held = torch.float32 if dtype == "float32" else torch.bfloat16
+        kwargs = {"dtype": held, "device_map": {"": gpu}}
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         lm = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)

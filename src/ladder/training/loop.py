@@ -57,6 +57,9 @@ class LoopConfig:
     max_grad_norm: float = 1.0
     patience: int = 1  # epochs without a better dev loss before stopping
     seed: int = 0
+    # "bfloat16": forwards under bf16 autocast, the trainable (LoRA) weights and the optimizer
+    # stay fp32 (fp32 master weights); None: every op in the weights' own dtype
+    autocast: str | None = None
 
 
 @dataclass
@@ -83,6 +86,7 @@ class TrainResult:
     state: LoopState
     device: str
     processes: int = 1  # data-parallel ranks that trained it
+    dtype: str = "float32"  # the number format of the forwards (see LoopConfig.autocast)
 
     def summary(self, examples: int) -> dict[str, Any]:
         """The `extras["training"]` block of a scorecard."""
@@ -91,6 +95,7 @@ class TrainResult:
             "seconds": round(s.seconds, 2),
             "device": self.device,
             "processes": self.processes,
+            "dtype": self.dtype,
             "examples": examples,
             "tokens": s.tokens,
             "epochs": s.epoch,
@@ -139,6 +144,26 @@ def answer_loss(model, batch):
     )
 
 
+def forward_dtype(model, autocast: str | None):
+    """bf16 autocast on the model's device, or nothing: the weights' own dtype."""
+    from contextlib import nullcontext
+
+    if not autocast:
+        return nullcontext()
+    torch = _torch()
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=getattr(torch, autocast))
+
+
+def precision(model, cfg: LoopConfig) -> str:
+    """How the forwards compute: `bfloat16` under autocast, else the trainable weights' dtype."""
+    if cfg.autocast:
+        return cfg.autocast
+    trainable = next((p for p in model.parameters() if p.requires_grad), None)
+    held = trainable if trainable is not None else next(model.parameters())
+    return str(held.dtype).removeprefix("torch.")
+
+
 def dev_loss(
     model, records: list[Record], cfg: LoopConfig, pad_id: int, world: World = SOLO
 ) -> float | None:
@@ -154,7 +179,8 @@ def dev_loss(
         batches = length_batches(records, cfg.batch_size * 2, cfg.batch_tokens * 2, seed=0)
         for idx in world.share(batches):
             batch = collate([records[i] for i in idx], pad_id, str(device))
-            total += answer_loss(model, batch).item()
+            with forward_dtype(model, cfg.autocast):
+                total += answer_loss(model, batch).item()
             n += len(batch.targets)
     model.train(was_training)
     total, n = world.sum([total, n])
@@ -305,7 +331,7 @@ def train(
     model.eval()
     if best is not None:
         load_trainable(model, best)
-    return TrainResult(state, device.type, world.size)
+    return TrainResult(state, device.type, world.size, precision(model, cfg))
 
 
 def epoch_line(state: LoopState, cfg: LoopConfig) -> str:
@@ -352,7 +378,8 @@ def _epoch(model, records, batches, cfg, optim, state, bar, pad_id, world) -> fl
         group = [collate([records[i] for i in b], pad_id, device) for b in world.share(step)]
         step_loss, bad = 0.0, 0.0
         for b in group:
-            loss = answer_loss(model, b)
+            with forward_dtype(model, cfg.autocast):  # the backward runs outside, as it should
+                loss = answer_loss(model, b)
             if not torch.isfinite(loss):
                 bad = 1.0
                 break

@@ -44,6 +44,7 @@ class Replica:
     dropout: float
     targets: tuple[str, ...]
     seed: int
+    dtype: str | None = None  # the weights' format on CUDA (load_base)
 
 
 def _free_port() -> int:
@@ -80,7 +81,7 @@ def _worker(rank: int, size: int, port: int, replica: Replica, job: dict[str, An
     from ladder.training.adapters import attach_lora, load_base
 
     torch.set_num_threads(_threads(size))
-    lm, _ = load_base(replica.path, replica.quantize, gpu=rank)
+    lm, _ = load_base(replica.path, replica.quantize, gpu=rank, dtype=replica.dtype)
     model = attach_lora(
         lm, replica.r, replica.alpha, replica.dropout, list(replica.targets), replica.seed
     )
