@@ -156,7 +156,11 @@ def main() -> None:
 
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     work = Path(tempfile.mkdtemp(prefix="decisions-"))
-    out: dict = {"machine": provenance.hardware(), "args": vars(args), "tasks": {}}
+    out: dict = {
+        "machine": {**provenance.hardware(), "load_avg_at_start": os.getloadavg()},
+        "args": vars(args),
+        "tasks": {},
+    }
     for name in args.tasks.split(","):
         folder, summary = prepare(name, work, env)
         row: dict = {**summary, "stop_at_bar": climb(folder, args, False, env)}
@@ -164,6 +168,7 @@ def main() -> None:
             row["all"] = climb(folder, args, True, env)
             a, b = row["stop_at_bar"], row["all"]
             row["all_agrees"] = a.get("recommendation") == b.get("recommendation")
+        row["load_avg_after"] = os.getloadavg()  # other work on the cores slows every climb
         out["tasks"][name] = row
         brief = {k: row["stop_at_bar"].get(k) for k in ("recommendation", "basis", "wall_s")}
         print(name, json.dumps(brief), flush=True)
