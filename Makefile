@@ -72,6 +72,7 @@ test-integration: install promptfoo
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/ladder models prepare

@@ -163,7 +163,7 @@ def load_extra_examples(task: Task, path: str | Path) -> list[Example]:
                 f"line {line}: duplicate id {ex_id!r} (first on line {seen[ex_id]}).", where=path
             )
         seen[ex_id] = line
-        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        meta = m if isinstance(m := row.get("meta"), dict) else {}
         out.append(Example(ex_id, text, output, meta, line))
     return out
 

@@ -15,6 +15,7 @@ import io
 import json
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,7 @@ def render_input(row: dict[str, Any], columns: list[str]) -> str:
     return "\n".join(f"{col[:1].upper()}{col[1:]}: {v}" for col, v in zip(columns, values))
 
 
-def _check_header(path: Path, names: list[str]) -> None:
+def _check_header(path: Path, names: Sequence[str]) -> None:
     """A column named twice would silently lose all but its last copy: refuse it."""
     where: dict[str, list[int]] = {}
     for i, name in enumerate(names, 1):

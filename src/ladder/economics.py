@@ -247,6 +247,7 @@ def machine_rate(
     if hw.per_hour is not None:
         return {"kind": kind, "per_hour": hw.per_hour, "vcpus": None, "source": hw.source}
     vcpus = int(threads or hardware.get("torch_threads") or hardware.get("cores") or 1)
+    assert hw.per_vcpu_hour is not None  # HardwarePrice holds exactly one of the two rates
     return {
         "kind": kind,
         "per_hour": hw.per_vcpu_hour * vcpus,

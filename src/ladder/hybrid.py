@@ -12,7 +12,8 @@ and by the gateway's router (what it does deliver), so the two cannot disagree:
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
@@ -21,6 +22,14 @@ from ladder.evaluation.metrics import metric_for
 from ladder.evaluation.scorecard import table_for
 from ladder.solution import Prediction
 from ladder.task import Task
+
+
+class Point(TypedDict):
+    """One threshold of the sweep: its large-call share and blended quality (None unscored)."""
+
+    threshold: float
+    large_share: float
+    quality: float | None
 
 
 def label_margin(scores: list[float]) -> float:
@@ -49,7 +58,7 @@ def sweep(
     large: list[Prediction] | None,
     metric: str,
     extra: float | None = None,
-) -> list[dict[str, float | None]]:
+) -> list[Point]:
     """Large-call share and blended quality at every threshold that changes the routing.
 
     A call goes large when the small answer is invalid or its confidence is below the
@@ -64,7 +73,7 @@ def sweep(
         thresholds = sorted({*thresholds, extra})
     fn = metric_for(task.kind, metric).fn
     idx = np.arange(len(examples))
-    points = []
+    points: list[Point] = []
     for t in thresholds:
         big = (~valid) | (c < t)
         quality = None
@@ -76,9 +85,12 @@ def sweep(
     return points
 
 
+P = TypeVar("P", bound=Mapping[str, Any])
+
+
 def pick(
-    points: list[dict], *, quality: float | None = None, share: float | None = None
-) -> tuple[dict, str | None]:
+    points: Sequence[P], *, quality: float | None = None, share: float | None = None
+) -> tuple[P, str | None]:
     """The point meeting the target (a quality, else a share of large calls); a note if none can."""
     if quality is not None:
         ok = [p for p in points if p["quality"] is not None and p["quality"] >= quality]
@@ -109,16 +121,19 @@ def curve(
 ) -> list[dict[str, float]]:
     """The sweep priced: the small model always runs first (its answer carries the confidence),
     so a routed call costs both: per call = small + share x large."""
-    points = sweep(task, examples, small, [confidence(p) for p in small], large, metric)
-    return [
-        {
-            "threshold": p["threshold"],
-            "share_to_large": p["large_share"],
-            "quality": p["quality"],
-            "per_call": cost_small + p["large_share"] * cost_large,
-        }
-        for p in points
-    ]
+    rows = []
+    for p in sweep(task, examples, small, [confidence(p) for p in small], large, metric):
+        quality = p["quality"]
+        assert quality is not None  # the large model's predictions are given: every point is scored
+        rows.append(
+            {
+                "threshold": p["threshold"],
+                "share_to_large": p["large_share"],
+                "quality": quality,
+                "per_call": cost_small + p["large_share"] * cost_large,
+            }
+        )
+    return rows
 
 
 def choose(rows: list[dict[str, float]], bar: float | None) -> dict[str, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def shipped() -> PricesSpec:
 def load_price_book(
     task_prices: PricesSpec | dict | None = None,
     task_dir: Path | None = None,
-    files: list[str | Path] = (),
+    files: Sequence[str | Path] = (),
 ) -> PriceBook:
     """Merge the layers: shipped, user file, the task's `prices:` (and its `file:`), flags."""
     layers: list[tuple[str, PricesSpec]] = [("shipped ladder/data/prices.yaml", shipped())]

@@ -89,7 +89,7 @@ def _row(test: Any, i: int, path: Path) -> dict[str, Any]:
             ) from None
     if not isinstance(gold, (str, dict)):
         gold = json.dumps(gold) if isinstance(gold, list) else str(gold)
-    row = {"id": str(test.get("description") or f"test-{i}")}
+    row: dict[str, Any] = {"id": str(test.get("description") or f"test-{i}")}
     row.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in test["vars"].items()})
     row["output"] = gold
     return row

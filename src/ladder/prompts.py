@@ -7,6 +7,7 @@ descriptions), `answer_format`, `demos` (list of {input, output}), `input`, `inp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +177,7 @@ class PromptBuilder:
         self.max_chars = task.spec.eval.max_input_chars
 
     def render(
-        self, text: str, demos: list[tuple[str, Any]] = (), max_demo_chars: int = 500
+        self, text: str, demos: Sequence[tuple[str, Any]] = (), max_demo_chars: int = 500
     ) -> str:
         t = self.task
         ctx = {

@@ -35,7 +35,10 @@ class TrainingCost:
 
 def unit_rate(hw: HardwarePrice) -> float:
     """$ per hour of one unit: a GPU, or one vCPU of a CPU machine."""
-    return hw.per_hour if hw.per_hour is not None else hw.per_vcpu_hour
+    if hw.per_hour is not None:
+        return hw.per_hour
+    assert hw.per_vcpu_hour is not None  # HardwarePrice holds exactly one of the two rates
+    return hw.per_vcpu_hour
 
 
 def estimated_hours(params: float, tokens: float, units: int, peak_tflops: float, mfu: float):
@@ -49,6 +52,7 @@ def training_cost(kind: str, hw: HardwarePrice, units: int, hours=None, estimate
     if hours is not None:
         return TrainingCost(kind, units, hours, unit_rate(hw), "measured")
     params, tokens, mfu = estimate
+    assert hw.peak_tflops is not None  # callers refuse an estimate without it (`ladder cost`)
     h = estimated_hours(params, tokens, units, hw.peak_tflops, mfu)
     basis = (
         f"estimated: 6 × {params:.3g} params × {tokens:.3g} tokens = "

@@ -342,19 +342,22 @@ def load_task(path: str | Path) -> Task:
 
 
 def _check_bar(spec: TaskSpec, kind, fail) -> None:
+    bar = spec.bar
+    if bar is None:
+        return
     metrics = kind.metric_names()
-    if spec.bar.metric not in metrics:
+    if bar.metric not in metrics:
         raise fail(
             ("bar", "metric"),
-            f"{spec.bar.metric!r} is not a metric of {spec.kind} tasks.",
+            f"{bar.metric!r} is not a metric of {spec.kind} tasks.",
             f"use one of: {', '.join(metrics)}.",
         )
-    t = spec.bar.threshold
+    t = bar.threshold
     if not 0 < t <= 1:  # every built-in metric is a share of items or pairs
         why = "can never be met" if t > 1 else "is met by any answer, however bad"
         raise fail(
             ("bar", "threshold"),
-            f"{spec.bar.metric} is a share between 0 and 1, so a threshold of {t:g} {why}.",
+            f"{bar.metric} is a share between 0 and 1, so a threshold of {t:g} {why}.",
             "give a threshold in (0, 1], e.g. 0.8.",
         )
 
@@ -362,7 +365,9 @@ def _check_bar(spec: TaskSpec, kind, fail) -> None:
 def _check_forgetting_text(task: Task, fail) -> None:
     """The forgetting text must exist before any run does (it is read only after training)."""
     spec = task.spec
-    texts = [(("forgetting", "text"), spec.forgetting.text if spec.forgetting else None)]
+    texts: list[tuple[tuple[str, ...], Any]] = [
+        (("forgetting", "text"), spec.forgetting.text if spec.forgetting else None)
+    ]
     texts += [(("rungs", r, "adjacent"), (c or {}).get("adjacent")) for r, c in spec.rungs.items()]
     for loc, text in texts:
         if isinstance(text, str) and not task.resolve(text).is_file():

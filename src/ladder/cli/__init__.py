@@ -12,7 +12,7 @@ from ladder.errors import LadderError
 try:  # typer >= 0.22 vendors click: the exceptions its commands raise are not click's
     from typer._click.exceptions import ClickException as _TyperClickException
 except ImportError:  # pragma: no cover - older typer uses click itself
-    _TyperClickException = click.exceptions.ClickException
+    _TyperClickException = click.exceptions.ClickException  # type: ignore[misc, assignment]
 
 app = typer.Typer(
     name="ladder",

@@ -292,12 +292,14 @@ class Printer:
             met = next((c for c in result.scorecards if c.rung == result.bar_met_by), None)
             if met is not None:
                 v = bar_verdict(result.task, met)
+                assert v is not None  # the rung that met the bar was scored on its metric
                 console.print(f"Bar      {v['text']}.", highlight=False, soft_wrap=True)
             else:
                 best = max(
                     result.scorecards, key=lambda c: c.metrics[bar.metric].value, default=None
                 )
-                tail = f"; closest: {bar_verdict(result.task, best)['text']}" if best else ""
+                closest = bar_verdict(result.task, best) if best else None  # ranked on its metric
+                tail = f"; closest: {closest['text']}" if closest else ""
                 console.print(
                     f"Bar      {bar.metric} ≥ {bar.threshold} not met {at} by any rung climbed{tail}.",
                     highlight=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import overload
 
 import typer
 
@@ -33,6 +34,10 @@ from ladder.scenario import (
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 
 
+@overload
+def count(text: str, flag: str) -> float: ...
+@overload
+def count(text: None, flag: str) -> None: ...
 def count(text: str | None, flag: str) -> float | None:
     """'7B' -> 7e9, '20M' -> 2e7, '1500' -> 1500 (for --train-params, --train-tokens)."""
     if text is None:
@@ -167,6 +172,18 @@ def _explicit(p_in, p_out) -> ModelPrice | None:
     return ModelPrice(input=p_in or 0.0, output=p_out or 0.0, source="flags")
 
 
+def _prompted_price(f: Flags, book: PriceBook) -> ModelPrice:
+    """--price-in/--price-out when given, else --model's price-book price."""
+    flags = _explicit(f.price_in, f.price_out)
+    if flags is not None:
+        return flags
+    if not f.model:
+        raise typer.BadParameter(
+            "give --model NAME or --price-in/--price-out", param_hint="--model"
+        )
+    return book_price(book, f.model, "--model")
+
+
 def prompted_side(f: Flags, book: PriceBook, n: float) -> Side:
     side = Side("Prompted")
     flags = _explicit(f.price_in, f.price_out)
@@ -175,11 +192,7 @@ def prompted_side(f: Flags, book: PriceBook, n: float) -> Side:
             "give --model (price-book prices) or --price-in/--price-out, not both",
             param_hint="--price-in",
         )
-    if not flags and not f.model:
-        raise typer.BadParameter(
-            "give --model NAME or --price-in/--price-out", param_hint="--model"
-        )
-    price = flags or book_price(book, f.model, "--model")
+    price = _prompted_price(f, book)
     side.basis = f"{f.model} (price book)" if f.model else "--price-in/--price-out"
     api_side(side, n, f.prompt_tokens, f.output_tokens, price)
     return side
@@ -212,7 +225,7 @@ def tuned_side(f: Flags, book: PriceBook, n: float, prompted: Side) -> Side:
         price = book_price(book, f.tuned_model, "--tuned-model")
         side.basis = f"{f.tuned_model} (price book)"
     else:
-        price = _explicit(f.price_in, f.price_out) or book_price(book, f.model, "--model")
+        price = _prompted_price(f, book)
         side.basis = "the same model and price (no --tuned-model), a shorter prompt"
     api_side(side, n, f.tuned_prompt_tokens, f.output_tokens, price)
     return side

@@ -122,6 +122,7 @@ def _reasons(
     out = []
     if rec["kind"] == "hybrid":
         h = hybrid
+        assert h is not None  # _pick recommends the hybrid only when there is one
         out.append(
             f"{h['small']} answers when its {h['signal']} ≥ {h['threshold']:.2f}; {h['large']} takes the other "
             f"{100 * h['share_to_large']:.0f}% of calls: {f.metric} {h['quality']:.2f} at {money(h['per_call'] * 1000)}/1k calls"
@@ -133,13 +134,13 @@ def _reasons(
         if f.calls_per_day
         else ""
     )
+    v = bar_verdict(card, f)  # None only without a bar
     if rec["meets_bar"]:
-        out.append(f"{bar_verdict(card, f)['text']}; the cheapest option that does{at}")
-    elif f.bar is not None:
+        assert v is not None  # meeting the bar needs one
+        out.append(f"{v['text']}; the cheapest option that does{at}")
+    elif v is not None:
         pct = f"{100 * f.bar_confidence:.0f}%"
-        out.append(
-            f"no option is shown to meet the bar {f.bar:.2f} at {pct}; closest: {bar_verdict(card, f)['text']}"
-        )
+        out.append(f"no option is shown to meet the bar {f.bar:.2f} at {pct}; closest: {v['text']}")
     else:
         out.append(
             f"no bar declared: {card.rung} is the cheapest option not significantly worse than the best{at}"

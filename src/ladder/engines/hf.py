@@ -193,7 +193,7 @@ class HFEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._choice_ids: dict[str, list[int]] = {}
         self._prefix_key: tuple[int, ...] | None = None
-        self._prefix_cache = None
+        self._prefix_cache: Any = None  # a transformers DynamicCache
         self.stats = {"prefix_hits": 0, "prefix_tokens_saved": 0}
         self._cache_kw = cache_keyword(lm)
 

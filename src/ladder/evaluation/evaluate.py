@@ -31,7 +31,7 @@ def measure_consistency(
     if all(p.scores for p in preds) and ctx.task.labels:
         rng = np.random.default_rng(ctx.seed)
         labels = ctx.task.labels
-        answers = [
+        answers: list[list[object]] = [
             [labels[i] for i in sample_labels(np.asarray(p.scores), temp, n_rep, rng)]
             for p in preds
         ]
@@ -41,7 +41,7 @@ def measure_consistency(
             n_rep,
         )
     subset = examples[: consistency_items(ctx, n_rep)]
-    answers: list[list[object]] = [[] for _ in subset]
+    answers = [[] for _ in subset]
     for r in range(1, n_rep + 1):
         rep = ctx.predict(
             solution,

@@ -8,6 +8,7 @@ stored run (`ladder report RUN`), re-pricing it with the price book as it is now
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def render_run(
     store: Store,
     run_id: str,
     *,
-    price_files: list[str | Path] = (),
+    price_files: Sequence[str | Path] = (),
     calls_per_day: float | None = None,
     out_dir: Path | None = None,
     dataset: Dataset | None = None,
@@ -64,7 +65,7 @@ def finalize(
     run_id: str,
     cards: list[Scorecard],
     dataset: Dataset | None = None,
-    price_files: list[str | Path] = (),
+    price_files: Sequence[str | Path] = (),
 ) -> Outcome:
     """End of a climb: price, store the priced scorecards, decide, write the report."""
     from ladder.prices import PriceError

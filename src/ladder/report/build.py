@@ -4,6 +4,7 @@ the decision, latency samples and the worst errors. Everything `report.json` hol
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def load_view(store: Store, run_id: str, dataset: Dataset | None = None) -> RunV
     return view
 
 
-def price_book_for(view: RunView, files: list[str | Path] = ()) -> PriceBook:
+def price_book_for(view: RunView, files: Sequence[str | Path] = ()) -> PriceBook:
     """The price book: the task's current `prices:` when its file still loads, else as run."""
     prices = view.task.spec.prices if view.task else view.spec.prices
     return load_price_book(prices, view.task.dir if view.task else None, list(files))
@@ -126,7 +127,7 @@ def build(
     run_id: str,
     *,
     dataset: Dataset | None = None,
-    price_files: list[str | Path] = (),
+    price_files: Sequence[str | Path] = (),
     calls_per_day: float | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data (priced scorecards included)."""
@@ -138,7 +139,7 @@ def build(
         card.cost = price_card(card, book, hardware, facts.calls_per_day)
     comparisons = (
         compare_all(view.task, view.holdout, view.preds, facts.metric)
-        if view.holdout is not None and len(view.preds) > 1
+        if view.task is not None and view.holdout is not None and len(view.preds) > 1
         else []
     )
     hybrid = _hybrid(view, facts)
@@ -162,9 +163,11 @@ def build(
 
 def _hybrid(view: RunView, f: Facts) -> dict[str, Any] | None:
     pair = hybrid_pair(view.cards, f)
-    if pair is None or view.holdout is None or not all(r in view.preds for r in pair):
+    if pair is None or view.task is None or view.holdout is None:
+        return None  # a task that no longer loads leaves no hold-out (load_view)
+    if not all(r in view.preds for r in pair):
         return None
-    cost = {c.rung: c.cost["per_call"] for c in view.cards}
+    cost = {c.rung: _cost(c)["per_call"] for c in view.cards}
     small, large = pair
     h = recommend(
         view.task,
@@ -176,9 +179,15 @@ def _hybrid(view: RunView, f: Facts) -> dict[str, Any] | None:
     )
     card = next(c for c in view.cards if c.rung == small)
     h["fixed"] = (
-        option_of(small, card.cost).one_time / f.amortize_months + card.cost["monthly_fixed"]
+        option_of(small, _cost(card)).one_time / f.amortize_months + _cost(card)["monthly_fixed"]
     )
     return h
+
+
+def _cost(card: Scorecard) -> dict[str, Any]:
+    """A card's cost, which `build` fills in for every card before anything reads it."""
+    assert card.cost is not None
+    return card.cost
 
 
 def _headline(decision: dict, comparisons: list, cards: list, f: Facts) -> str | None:
@@ -202,7 +211,7 @@ def _curves(cards: list[Scorecard], f: Facts, decision: dict) -> dict[str, Any]:
     lo = min([*marks, 1e4]) / 30
     hi = max([*marks, 1e6]) * 30
     volumes = volume_grid(lo, hi)
-    options = [option_of(c.rung, c.cost) for c in cards]
+    options = [option_of(c.rung, _cost(c)) for c in cards]
     return {
         "volumes_per_month": volumes,
         "monthly": cost_curves(options, volumes, f.amortize_months),
@@ -272,8 +281,8 @@ def _task_meta(view: RunView, f: Facts) -> dict[str, Any]:
 
 
 def _prices_meta(book: PriceBook, cards: list[Scorecard]) -> dict[str, Any]:
-    used_models = {c.cost["price"] for c in cards if c.cost.get("price")}
-    used_hw = {c.cost["hardware"]["kind"] for c in cards if c.cost.get("hardware")}
+    used_models = {_cost(c)["price"] for c in cards if _cost(c).get("price")}
+    used_hw = {_cost(c)["hardware"]["kind"] for c in cards if _cost(c).get("hardware")}
     return {
         "as_of": book.as_of.isoformat(),
         "age_days": book.age_days(),

@@ -31,7 +31,7 @@ def render(data: dict[str, Any]) -> str:
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
     source = (resources.files("ladder.report") / TEMPLATE).read_text(encoding="utf-8")
     metric = data["task"]["metric"]
-    others = []
+    others: list[str] = []
     for c in data["scorecards"]:
         others += [m for m in c["metrics"] if m not in (metric, "validity", *others)]
     return env.from_string(source).render(

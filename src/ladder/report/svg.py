@@ -42,9 +42,9 @@ class Axis:
     def ticks(self, fmt) -> list[tuple[float, str]]:
         if self.log:
             a, b = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
-            step = max(1, (b - a) // 6)
+            stride = max(1, (b - a) // 6)
             mult = (1, 2, 5) if b - a <= 2 else (1,)  # short ranges need 1-2-5 ticks
-            vals = [m * 10.0**e for e in range(a, b + 1, step) for m in mult]
+            vals = [m * 10.0**e for e in range(a, b + 1, stride) for m in mult]
         else:
             raw = (self.hi - self.lo) / 5
             mag = 10 ** math.floor(math.log10(raw))

@@ -64,7 +64,8 @@ def documents_dir(task: Task) -> Path:
 
 def scan(folder: Path) -> tuple[list[Path], list[Path]]:
     """(documents, skipped): files with a known suffix, and other files, both sorted."""
-    found, skipped = [], []
+    found: list[Path] = []
+    skipped: list[Path] = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
@@ -187,7 +188,7 @@ def _html(path: Path) -> tuple[str, str]:
     title = title.split(" | ")[0].strip()  # "Contact support | Nimbus Home" -> "Contact support"
     for tag in soup(BOILERPLATE):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": BOILERPLATE_ROLES}):
+    for tag in soup.find_all(role=BOILERPLATE_ROLES):
         tag.decompose()
     for tag in soup.select(".skip-link, .breadcrumbs, .breadcrumb, .cookie"):
         tag.decompose()

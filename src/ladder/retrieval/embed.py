@@ -7,6 +7,7 @@ gives, without depending on it. Used for few-shot demonstration selection and re
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,8 @@ class Embedder:
         self.batch_size = batch_size
         self.max_length = max_length
         self._cache: dict[str, np.ndarray] = {}
-        self._model = None  # loaded on the first texts to embed (an up-to-date index needs none)
+        # loaded on the first texts to embed (an up-to-date index needs none)
+        self._model: Any = None
 
     def _load(self):
         if self._model is None:
@@ -45,7 +47,7 @@ class Embedder:
             {k: t for k, t in zip(keys, texts) if k not in self._cache}.items(),
             key=lambda kv: len(kv[1]),
         )
-        model = self._load() if todo else None
+        model: Any = self._load() if todo else None  # called only when there are texts to embed
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             enc = self.tokenizer(

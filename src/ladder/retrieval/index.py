@@ -19,14 +19,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ladder.errors import LadderError, require
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
-MODES = ("dense", "bm25", "hybrid")
+MODES: tuple[Literal["dense", "bm25", "hybrid"], ...] = ("dense", "bm25", "hybrid")
 
 
 class IndexStoreError(LadderError):
@@ -240,7 +240,7 @@ class Retriever:
         self.store, self.embedder, self.rrf_k = store, embedder, rrf_k
         self.chunks = store.chunks()
         self.by_id = {c.id: c for c in self.chunks}
-        self._bm25 = None
+        self._bm25: Any = None  # a bm25s.BM25, built on the first BM25 query
 
     def describe(self) -> dict:
         return {"store": self.store.location, "chunks": len(self.chunks), "rrf_k": self.rrf_k}
@@ -261,7 +261,7 @@ class Retriever:
         index = self._bm25_index()
         depth = min(depth, len(self.chunks))
         tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
-        out = []
+        out: list[list[tuple[str, float]]] = []
         for toks in tokens:
             if not toks:
                 out.append([])

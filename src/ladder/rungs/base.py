@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,7 +44,7 @@ class Rung(Protocol):
     def prepare(self, ctx: Context) -> Prepared: ...
 
 
-def select_on_dev(ctx: Context, candidates: list[Solution], rung: str) -> Prepared:
+def select_on_dev(ctx: Context, candidates: Sequence[Solution], rung: str) -> Prepared:
     """Predict dev with the candidates, keep the best by the task's primary metric.
 
     By default the candidates race (`ladder.rungs.racing`: clear losers stop early); with

@@ -272,7 +272,7 @@ class Distill(Lora):
         reason = super().skip_reason(ctx)
         if reason:
             return reason
-        cfg: DistillConfig = rung_config(ctx, self)  # type: ignore[assignment]
+        cfg: DistillConfig = rung_config(ctx, self)
         return auto_teacher(ctx, cfg).reason if cfg.teacher in (None, AUTO) else None
 
     def available(self, ctx: Context, cfg) -> int:
@@ -282,7 +282,7 @@ class Distill(Lora):
     def prepare(self, ctx: Context) -> Prepared:
         from ladder.training.checks import data_curve, forgetting
 
-        cfg: DistillConfig = rung_config(ctx, self)  # type: ignore[assignment]
+        cfg: DistillConfig = rung_config(ctx, self)
         chosen = choose_teacher(ctx, cfg)
         check = check_teacher(ctx, chosen)  # before the pool is labelled or anything trains
         teacher, label = chosen.solution, chosen.label

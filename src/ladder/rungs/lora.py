@@ -68,8 +68,9 @@ class LoraConfig(BaseModel):
     merge: bool = Field(False, description="also merge into a full model folder and re-evaluate")
 
 
-def rung_config(ctx: Context, rung) -> BaseModel:
-    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top."""
+def rung_config(ctx: Context, rung) -> Any:
+    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top:
+    an instance of `rung.Config` (callers annotate it, as with `Context.rung_config`)."""
     raw = {**ctx.task.rung_config(rung.name), **ctx.options.get(rung.name, {})}
     try:
         return rung.Config.model_validate(raw)
@@ -416,14 +417,14 @@ class Lora:
 
     name = "lora"
     family = "fine-tune"
-    Config = LoraConfig
+    Config: type[LoraConfig] = LoraConfig  # Distill's config extends it
 
     def skip_reason(self, ctx: Context) -> str | None:
         import importlib.util
 
         from ladder.models import resolve_model
 
-        cfg = rung_config(ctx, self)
+        cfg: LoraConfig = rung_config(ctx, self)
         if importlib.util.find_spec("peft") is None:
             return "needs the 'train' extra: pip install 'ladder-llm[train]'"
         name = cfg.model or ctx.model
@@ -442,7 +443,7 @@ class Lora:
     def prepare(self, ctx: Context) -> Prepared:
         from ladder.training.checks import data_curve, forgetting
 
-        cfg = rung_config(ctx, self)
+        cfg: LoraConfig = rung_config(ctx, self)
         train = ctx.dataset.train[: cfg.max_examples] if cfg.max_examples else ctx.dataset.train
         folder = ctx.run_dir / self.name
         fitted = fit(

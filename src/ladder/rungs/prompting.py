@@ -424,13 +424,16 @@ class ZeroShot:
         return select_on_dev(ctx, self.candidates(ctx), self.name)
 
 
+SELECTIONS: tuple[Literal["random", "knn", "balanced"], ...] = ("random", "knn", "balanced")
+
+
 class FewShotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     k: list[int] = Field(
         default_factory=lambda: [4], description="numbers of demonstrations to try"
     )
     selection: list[Literal["random", "knn", "balanced"]] = Field(
-        default_factory=lambda: ["random", "knn", "balanced"]
+        default_factory=lambda: list(SELECTIONS)
     )
     chain_of_thought: bool = False
     calibrate: bool = Field(

@@ -13,6 +13,7 @@ pays for looking several times. Only dev is ever predicted here, never the hold-
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ladder.context import Context
@@ -70,7 +71,7 @@ def losers(
 
 
 def race(
-    ctx: Context, candidates: list[Solution], dev: list[Example], rung: str, metric: str
+    ctx: Context, candidates: Sequence[Solution], dev: list[Example], rung: str, metric: str
 ) -> tuple[dict[str, list[Prediction]], dict[str, dict[str, Any]]]:
     """Dev predictions of every candidate (as far as it got) and why the dropped ones were."""
     alive = list(candidates)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -256,7 +257,7 @@ def index_facts(store, report) -> dict[str, Any]:
     }
 
 
-def tune_modes(retriever: Retriever, dev: list[Example], modes: list[str], k: int) -> dict:
+def tune_modes(retriever: Retriever, dev: list[Example], modes: Sequence[str], k: int) -> dict:
     """Score each retrieval mode on dev against gold evidence (MRR, hit-rate@k); pick the best."""
     scored = [e for e in dev if ev.gold_docs(e)]
     if not scored:
@@ -265,10 +266,11 @@ def tune_modes(retriever: Retriever, dev: list[Example], modes: list[str], k: in
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
         hits = retriever.search([e.input for e in scored], mode, k)
-        items = [
-            ev.retrieval_scores(e, [(x.chunk.doc_id, x.chunk.text) for x in h])
-            for e, h in zip(scored, hits)
-        ]
+        items = []
+        for e, h in zip(scored, hits):
+            s = ev.retrieval_scores(e, [(x.chunk.doc_id, x.chunk.text) for x in h])
+            assert s is not None  # `scored` holds only examples with gold evidence
+            items.append(s)
         table[mode] = {
             f"hit_rate@{k}": round(float(np.mean([i["hit"] for i in items])), 4),
             "mrr": round(float(np.mean([i["rr"] for i in items])), 4),

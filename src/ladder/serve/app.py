@@ -240,6 +240,7 @@ def create_app(
         fb = parse(FeedbackRequest, await gw.body(request))
         if db is None:
             raise ApiError(404, "This gateway keeps no request log.", code="no_log")
+        assert gw.writer is not None  # a gateway with a request log has its writer
         await run_in_threadpool(gw.writer.flush)  # the rated request's row may still be queued
         if not await run_in_threadpool(db.feedback, fb.id, fb.rating, fb.note):
             raise ApiError(

@@ -210,6 +210,7 @@ def large_spec(opts: ServeOptions, task=None) -> tuple[str, ModelSpec]:
     """The large model's name and endpoint from `--large [NAME=]URL|MODEL`."""
     from ladder.models import resolve_model
 
+    assert opts.large is not None  # called only when --large is given
     name, _, ref = (
         opts.large.rpartition("=") if "=" in opts.large.split("://")[0] else ("", "", opts.large)
     )

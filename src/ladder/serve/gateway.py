@@ -55,6 +55,7 @@ class Gateway:
         h = key_hash(token.strip())
         hit = self._keys.get(h)
         if hit is None or hit[1] < time.monotonic():
+            assert self.db is not None  # API keys live in the request log: auth needs one
             kid = await run_in_threadpool(self.db.key_id, token.strip())
             hit = (kid, time.monotonic() + self.limits.key_cache_s)
             if len(self._keys) >= 10_000:  # random wrong keys must not grow it without bound

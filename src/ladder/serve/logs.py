@@ -129,7 +129,8 @@ class LogDB:
         return rows[0] if rows else None
 
     def query(self, since: float | None = None, model: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM requests WHERE created_at >= ?", [since or 0.0]
+        sql = "SELECT * FROM requests WHERE created_at >= ?"
+        args: list[float | str] = [since or 0.0]
         if model:
             sql += " AND model = ?"
             args.append(model)

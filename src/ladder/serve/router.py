@@ -29,7 +29,7 @@ from typing import Any
 
 from ladder.engines.base import ScoreRequest
 from ladder.errors import LadderError
-from ladder.hybrid import confidence, pick, sweep
+from ladder.hybrid import Point, confidence, pick, sweep
 from ladder.serve.targets import Answer, Call, Target, TaskModel
 from ladder.serve.worker import Overloaded
 
@@ -76,7 +76,7 @@ class Calibration:
     target: dict[str, float]
     achieved: dict[str, float | None]
     n: int
-    curve: list[dict[str, float | None]]
+    curve: list[Point]
     note: str | None = None
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
 

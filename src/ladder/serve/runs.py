@@ -72,6 +72,7 @@ def _context(store: Store, run: dict, opts: ServeOptions, progress: Progress) ->
 
 
 def from_run(cat: Catalog, opts: ServeOptions, progress: Progress) -> None:
+    assert opts.run is not None  # the catalog serves a run only when --run names one
     store, run = open_run(opts.run, opts.runs_dir)
     ctx = cat.ctx = _context(store, run, opts, progress)
     task = ctx.task
@@ -250,7 +251,7 @@ def _calibrate(ctx: Context, opts: ServeOptions, small: TaskModel, large: TaskMo
         threshold=opts.threshold,
     )
     try:
-        cal = run(quality=bar.threshold if by_bar else quality)
+        cal = run(quality=bar.threshold if by_bar and bar is not None else quality)
     except LadderError as exc:
         if not by_bar:
             raise

@@ -180,7 +180,7 @@ class ChatRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str] = ...
+    prompt: str | list[str]
 
     @field_validator("prompt")
     @classmethod

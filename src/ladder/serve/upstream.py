@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ladder.serve.schemas import ApiError, loads, sse
 from ladder.serve.targets import Answer, Call, Target
 from ladder.serve.worker import Gate, Overloaded
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Upstream(Target):
         self.health = health or Health()
         self.description = f"upstream {remote_model} at {self.base_url}"
         self.gate = Gate(concurrency + max_waiting, f"upstream {name}")
-        self._client = None
+        self._client: httpx.AsyncClient | None = None
 
     def client(self):
         import httpx

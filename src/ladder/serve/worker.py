@@ -108,7 +108,7 @@ class Worker:
             if not self._jobs:
                 return None
             first = self._jobs.popleft()
-            batch, rest = [first], deque()
+            batch, rest = [first], deque[Job]()
             while self._jobs and len(batch) < self.max_batch:
                 job = self._jobs.popleft()
                 (batch if job.key == first.key else rest).append(job)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def forgetting(ctx: Context, rung: str, fitted, adjacent: str | None) -> dict[st
     }
 
 
-def curve_sizes(spec: list[int] | str | None, n: int, minimum: int) -> list[int]:
+def curve_sizes(spec: list[int] | Literal["auto"] | None, n: int, minimum: int) -> list[int]:
     """Train sizes below the full one: `auto` is a quarter and a half of the train split."""
     if not spec:
         return []

@@ -115,19 +115,20 @@ def collate(records: list[Record], pad_id: int, device: str = "cpu") -> Batch:
 
     width = max(r.length for r in records)
     ids = torch.full((len(records), width), pad_id, dtype=torch.long)
-    rows, positions, targets = [], [], []
+    rows: list[int] = []
+    positions: list[int] = []
+    targets: list[int] = []
     for row, r in enumerate(records):
         ids[row, : r.length] = torch.tensor(r.prompt + r.answer)
         start = len(r.prompt) - 1  # the hidden state at the answer cue predicts answer[0]
         rows += [row] * len(r.answer)
         positions += range(start, start + len(r.answer))
         targets += r.answer
-    as_long = {"dtype": torch.long, "device": device}
     return Batch(
         ids.to(device),
-        torch.tensor(rows, **as_long),
-        torch.tensor(positions, **as_long),
-        torch.tensor(targets, **as_long),
+        torch.tensor(rows, dtype=torch.long, device=device),
+        torch.tensor(positions, dtype=torch.long, device=device),
+        torch.tensor(targets, dtype=torch.long, device=device),
         sum(r.length for r in records),
         len(records) * width,
     )

@@ -174,7 +174,8 @@ def dev_loss(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    total, n = 0.0, 0
+    total: float = 0.0
+    n: float = 0  # tokens; summed over the ranks as a float
     with torch.no_grad():
         batches = length_batches(records, cfg.batch_size * 2, cfg.batch_tokens * 2, seed=0)
         for idx in world.share(batches):

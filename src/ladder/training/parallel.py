@@ -116,7 +116,7 @@ def train_parallel(
             f"{torch.cuda.device_count()} are visible.",
             fix=f"use --processes {torch.cuda.device_count()} or fewer.",
         )
-    job = {
+    job: dict[str, Any] = {
         "records": records,
         "dev": dev,
         "cfg": cfg,
