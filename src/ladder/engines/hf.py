@@ -223,7 +223,7 @@ class HFEngine:
             if want == nx.BF16:
                 self.lm = self.lm.to(torch.bfloat16)
             else:  # a bf16 copy cannot give the fp32 weights back: read them again
-                self.lm = None  # type: ignore[assignment]
+                self.lm = None
                 self.lm = self._load_weights(transformers_offline(), torch).eval()
             self._kv_bytes()
         self.reset_prefix_cache()
@@ -568,7 +568,7 @@ class HFEngine:
 
     def close(self) -> None:
         self._prefix_cache = None
-        self.lm = None  # type: ignore[assignment]
+        self.lm = None
 
 
 def engine_numerics(device: str, dtype: str | None, model: str = "") -> nx.Numerics:

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ def check_dtype(value: str | None, where: str = "--dtype") -> str:
 
 def _cpuinfo() -> tuple[str, list[str]]:
     """The CPU's model name and flags (x86 `flags`, Arm `Features`) from /proc/cpuinfo."""
-    model, flags = "", []
+    model: str = ""
+    flags: list[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -108,7 +110,7 @@ def cache_dir() -> Path:
 # ---------------------------------------------------------------- measuring
 
 
-def _rate(fn, flops: float, seconds: float) -> float:
+def _rate(fn: Callable[[], Any], flops: float, seconds: float) -> float:
     """GFLOP/s of `fn` over about `seconds` (at least one timed call after a warm-up)."""
     fn()
     reps, t0 = 0, time.perf_counter()
@@ -120,7 +122,7 @@ def _rate(fn, flops: float, seconds: float) -> float:
             return flops * reps / dt / 1e9
 
 
-def _matmul(rows: int, k: int, n: int, dtype: str):
+def _matmul(rows: int, k: int, n: int, dtype: str) -> tuple[Callable[[], Any], float]:
     """A [rows, k] x [k, n] linear in `dtype` (inputs made in fp32, then cast) and its FLOPs."""
     import torch
 
@@ -136,7 +138,7 @@ def _matmul(rows: int, k: int, n: int, dtype: str):
     return run, 2.0 * rows * k * n
 
 
-def _train_step(tokens: int, k: int, n: int, dtype: str):
+def _train_step(tokens: int, k: int, n: int, dtype: str) -> tuple[Callable[[], Any], float]:
     """A linear layer's forward + backward, fp32 weights, the forward in `dtype` (autocast)."""
     import torch
 

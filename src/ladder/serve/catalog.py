@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ladder.context import Context
 from ladder.errors import LadderError, ModelError
@@ -29,6 +29,9 @@ from ladder.serve.upstream import Health, Upstream
 from ladder.serve.worker import Gate, Worker
 from ladder.store.db import Store
 from ladder.task import ModelSpec
+
+if TYPE_CHECKING:
+    from ladder.serve.embeddings import EmbeddingModel
 
 
 @dataclass
@@ -86,7 +89,8 @@ class Catalog:
         self.price_hour = 0.0  # $/hour of local compute, for the cost log
         self.large_price = (0.0, 0.0)  # $ per 1M tokens in, out of the large model
         self.lines: list[str] = []  # what is served, for the startup banner
-        self.embeddings = None  # the embedding model behind /v1/embeddings, when installed
+        # the embedding model behind /v1/embeddings, when installed
+        self.embeddings: EmbeddingModel | None = None
 
     def add(self, target) -> None:
         self.targets[target.name] = target

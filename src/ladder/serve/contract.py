@@ -88,7 +88,12 @@ def json_answers(fmt: dict, task) -> Callable[[Any, bool], tuple[Any, str | None
             return None, "the model's answer does not match the task's output_schema"
 
         return obj
-    if kind == "classify" and fmt["type"] == "json_schema" and label_shape(wanted, task.labels):
+    if (
+        kind == "classify"
+        and fmt["type"] == "json_schema"
+        and wanted is not None
+        and label_shape(wanted, task.labels)
+    ):
         return lambda output, valid: (
             ({"label": output}, None) if valid else (None, "the model gave no label")
         )

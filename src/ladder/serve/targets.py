@@ -369,7 +369,8 @@ class TaskModel(Target):
         """The answer as the request asked for it: format, stop, max_tokens; its real token count."""
         text = ans.text
         if call.format is not None:
-            obj, why = contract.json_answers(call.format, self.solution.task)(ans.output, ans.valid)
+            answers = contract.json_answers(call.format, self.solution.task)
+            obj, why = answers(ans.output, bool(ans.valid))
             text = "" if obj is None else json.dumps(obj, ensure_ascii=False)
             if obj is None:
                 ans.refusal = f"{why}: {ans.text[:200]!r}"
