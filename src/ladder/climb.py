@@ -382,8 +382,8 @@ def _summary(
     task: Task, cards: list[Scorecard], skipped: dict[str, str], bar_met_by: str | None
 ) -> dict[str, Any]:
     bar = task.spec.bar
-    metric = bar.metric if bar else (cards[0].primary_metric if cards else None)
-    best = max(cards, key=lambda c: c.metrics[metric].value, default=None) if metric else None
+    metric = task.metric
+    best = max(cards, key=lambda c: c.metrics[metric].value, default=None)
     return {
         "bar": bar.model_dump() if bar else None,
         "bar_met_by": bar_met_by,

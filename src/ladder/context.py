@@ -61,8 +61,8 @@ class Context:
         return self._embedder
 
     def rung_config(self, rung) -> Any:
-        cfg = self.task.rung_config(rung.name)
-        return rung.Config.model_validate(cfg) if getattr(rung, "Config", None) else cfg
+        """The rung's settings from task.yaml, validated once by `load_task`."""
+        return self.task.rung_settings(rung.name)
 
     def examples(self, split: str) -> list[Example]:
         exs = self.dataset.splits[split]

@@ -288,14 +288,13 @@ def load_examples(
     """Read, map and validate examples; return (examples, file, sha256 of the file).
 
     Rows merged or dropped as duplicates are described in `skipped` (one line each)."""
-    from ladder.registry import registries
 
     spec = spec or task.spec.data
     path = task.resolve(spec.path)
     rows, digest = read_source(path, spec.format, spec.split)
     if spec.label_names and spec.output:
         rows = [(n, label_names(r, spec.output, spec.label_names, path, n)) for n, r in rows]
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     columns = [spec.input] if isinstance(spec.input, str) else list(spec.input)
     examples: list[Example] = []
     seen: dict[str, int] = {}

@@ -164,10 +164,9 @@ class PromptBuilder:
         parts: PromptParts = PromptParts(),
         name: str = "base",
     ):
-        from ladder.registry import registries
 
         self.task = task
-        self.kind = registries().kinds.get(task.kind)
+        self.kind = task.kind_impl
         self.template = compile_template(template, name)
         self.name = name
         self.parts = parts

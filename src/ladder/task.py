@@ -201,14 +201,30 @@ class TaskSpec(Strict):
         return v
 
 
-class Task:
-    """A validated task: the spec plus resolved paths and derived facts."""
+def judged_metric(spec: TaskSpec, primary: str) -> str:
+    """The one metric a task is judged on: its bar's, else `primary` (its kind's primary metric)."""
+    return spec.bar.metric if spec.bar is not None else primary
 
-    def __init__(self, spec: TaskSpec, dir: Path, file: Path, schema: dict[str, Any] | None):
+
+class Task:
+    """A validated task, resolved once at the edge: the spec, its paths, its Kind object and its
+    rungs' validated settings. Nothing downstream looks the kind or a rung config up again."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        dir: Path,
+        file: Path,
+        schema: dict[str, Any] | None,
+        kind_impl: Any,
+        rung_settings: dict[str, Any] | None = None,
+    ):
         self.spec = spec
         self.dir = dir
         self.file = file
         self.schema = schema
+        self.kind_impl = kind_impl  # the registered Kind (ladder.kinds): parsing, metrics, prompts
+        self._rung_settings: dict[str, Any] = dict(rung_settings or {})
 
     @property
     def name(self) -> str:
@@ -217,6 +233,11 @@ class Task:
     @property
     def kind(self) -> str:
         return self.spec.kind
+
+    @property
+    def metric(self) -> str:
+        """The metric the task is judged on: the bar's, else the kind's primary metric."""
+        return judged_metric(self.spec, self.kind_impl.primary_metric)
 
     @property
     def labels(self) -> list[str]:
@@ -239,7 +260,28 @@ class Task:
         return p if p.is_absolute() else (self.dir / p)
 
     def rung_config(self, rung: str) -> dict[str, Any]:
-        return dict(self.spec.rungs.get(rung, {}))
+        """task.yaml's raw `rungs.<rung>` mapping (what was written, no defaults)."""
+        return dict(self.spec.rungs.get(rung, {}) or {})
+
+    def rung_settings(self, rung: str) -> Any:
+        """The rung's validated settings (its `Config`, defaults filled in), built once.
+
+        Rungs named in task.yaml were validated by `load_task`, which names the line of a bad
+        value; others get their defaults on first use. A rung without a `Config` (a plugin's)
+        gets its raw mapping.
+        """
+        if rung not in self._rung_settings:
+            from ladder.registry import registries
+
+            regs = registries()
+            config_cls = (
+                getattr(regs.rungs.get(rung), "Config", None) if rung in regs.rungs else None
+            )
+            raw = self.rung_config(rung)
+            self._rung_settings[rung] = (
+                config_cls.model_validate(raw) if config_cls is not None else raw
+            )
+        return self._rung_settings[rung]
 
     # what the economics, the decision and the forgetting check read: editing these never
     # invalidates predictions (a resumed run keeps the forgetting it measured, which names its text)
@@ -311,7 +353,7 @@ def load_task(path: str | Path) -> Task:
     schema = None
     if spec.output_schema is not None:
         schema = _load_schema(spec.output_schema, file, fail)
-    task = Task(spec, file.parent.resolve(), file.resolve(), schema)
+    task = Task(spec, file.parent.resolve(), file.resolve(), schema, kind)
     problem = kind.check_task(task)
     if problem:
         loc, msg, fix = problem
@@ -325,20 +367,28 @@ def load_task(path: str | Path) -> Task:
             "create the folder, fix the path (relative to the task folder), or remove `documents:`.",
         )
     _check_templates(spec, fail)
+    task._rung_settings.update(_rung_settings(spec, regs, node, file, fail))
+    _check_forgetting_text(task, fail)
+    return task
+
+
+def _rung_settings(spec: TaskSpec, regs, node, file: Path, fail) -> dict[str, Any]:
+    """Validate each `rungs.<name>` section once, against that rung's `Config`."""
+    settings: dict[str, Any] = {}
     for rung_name, cfg in spec.rungs.items():
         if rung_name not in regs.rungs:
             raise fail(("rungs", rung_name), regs.rungs.unknown_message(rung_name))
-        rung = regs.rungs.get(rung_name)
-        config_cls = getattr(rung, "Config", None)
-        if config_cls is not None:
-            try:
-                config_cls.model_validate(cfg or {})
-            except ValidationError as exc:
-                raise TaskError(
-                    _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
-                ) from None
-    _check_forgetting_text(task, fail)
-    return task
+        config_cls = getattr(regs.rungs.get(rung_name), "Config", None)
+        if config_cls is None:
+            settings[rung_name] = dict(cfg or {})
+            continue
+        try:
+            settings[rung_name] = config_cls.model_validate(cfg or {})
+        except ValidationError as exc:
+            raise TaskError(
+                _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
+            ) from None
+    return settings
 
 
 def _check_bar(spec: TaskSpec, kind, fail) -> None:

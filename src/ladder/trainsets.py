@@ -32,20 +32,18 @@ def check_format(fmt: str) -> str:
 
 
 def system_text(task: Task) -> str:
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     head = (task.spec.instructions or "").strip()
     return "\n".join(s for s in (head, kind.answer_format(task)) if s)
 
 
 def to_record(ex: Example, task: Task, fmt: str) -> dict[str, Any]:
     """One example as a row of `fmt`."""
-    from ladder.registry import registries
 
     if fmt == "ladder":
         return ex.to_json()
-    answer = registries().kinds.get(task.kind).render_output(ex.output, task)
+    answer = task.kind_impl.render_output(ex.output, task)
     if fmt == "messages":
         return {
             "messages": [

@@ -11,7 +11,7 @@ from ladder.context import Context
 from ladder.dataset import Example
 from ladder.evaluation.scorecard import Scorecard, build_scorecard
 from ladder.evaluation.stats import consistency, sample_labels
-from ladder.rungs.base import Prepared, primary_metric
+from ladder.rungs.base import Prepared
 from ladder.solution import Prediction, Solution
 
 
@@ -108,7 +108,7 @@ def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
         preds,
         solution=solution.describe(),
         engine=engine.info() if engine is not None and hasattr(engine, "info") else {},
-        primary=primary_metric(ctx),
+        primary=ctx.task.metric,
         consistency=cons,
         selection=prepared.selection,
         failure_analysis=prepared.failure_analysis,

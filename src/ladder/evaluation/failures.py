@@ -21,9 +21,8 @@ def categories_of(
     task: Task, examples: list[Example], preds: list[Prediction]
 ) -> tuple[Counter, set[str]]:
     """Error category counts and the ids of wrong items, for one variant."""
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     counts: Counter = Counter()
     wrong: set[str] = set()
     for ex, p in zip(examples, preds):

@@ -64,23 +64,17 @@ class Scorecard(BaseModel):
         return self.metrics[metric or self.primary_metric].value
 
 
-def _kind(task: Task):
-    from ladder.registry import registries
-
-    return registries().kinds.get(task.kind)
-
-
 def table_for(
     task: Task, examples: list[Example], preds: list[Prediction]
 ) -> dict[str, np.ndarray]:
-    return _kind(task).table(
+    return task.kind_impl.table(
         [e.output for e in examples], [Parsed(p.output, p.valid, p.error) for p in preds], task
     )
 
 
 def dev_summary(task: Task, examples: list[Example], preds: list[Prediction]) -> dict[str, Any]:
     """Point estimates of every metric on dev, for choosing among variants."""
-    kind = _kind(task)
+    kind = task.kind_impl
     table = table_for(task, examples, preds)
     idx = np.arange(len(examples))
     out: dict[str, Any] = {
@@ -106,7 +100,7 @@ def build_scorecard(
     resamples: int = 1000,
     seed: int = 0,
 ) -> Scorecard:
-    kind = _kind(task)
+    kind = task.kind_impl
     table = table_for(task, examples, preds)
     n = len(examples)
     metrics = {}

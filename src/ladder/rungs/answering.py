@@ -41,9 +41,8 @@ def answer_budget(ctx: Context, engine, extra: int = 0) -> int:
     ev = ctx.task.spec.eval
     if ev.max_new_tokens:
         return ev.max_new_tokens
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     outs = [kind.render_output(e.output, ctx.task) for e in ctx.dataset.train[:200]]
     longest = max((engine.count_tokens(o) for o in outs), default=24)
     return min(96, int(longest * 1.3) + 8 + extra)
@@ -99,9 +98,8 @@ def demo_examples(ctx: Context) -> list[Example]:
 
 def by_category(task, examples: list[Example], preds: list[Prediction], key: str = "kind"):
     """Token F1 and exact match per value of a metadata column (product-qa: fact, multi-doc...)."""
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     groups: dict[str, list[tuple[float, float]]] = {}
     for ex, p in zip(examples, preds):
         cat = ex.meta.get(key)

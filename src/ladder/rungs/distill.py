@@ -40,7 +40,7 @@ from pydantic import Field
 from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import DataError, TaskError
-from ladder.rungs.base import Prepared, RungSkipped, primary_metric, select_on_dev
+from ladder.rungs.base import Prepared, RungSkipped, select_on_dev
 from ladder.rungs.lora import Fitted, Lora, LoraConfig, finish, fit, rung_config, serve_adapter
 from ladder.solution import Solution
 
@@ -206,12 +206,12 @@ def dev_score(ctx: Context, solution: Solution) -> float | None:
     if not dev:
         return None
     preds = ctx.predict(solution, dev, "dev", desc="distill · teacher · dev")
-    return dev_summary(ctx.task, dev, preds)[primary_metric(ctx)]
+    return dev_summary(ctx.task, dev, preds)[ctx.task.metric]
 
 
 def lora_dev(ctx: Context) -> tuple[float, int] | None:
     """(lora's dev score on the primary metric, dev items) where this run has a lora scorecard."""
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     for card in ctx.store.scorecards(ctx.run_id):
         if card.get("rung") == "lora":
             chosen = [s for s in (card.get("selection") or {}).values() if s.get("chosen")]
@@ -226,7 +226,7 @@ def check_teacher(ctx: Context, teacher: Teacher) -> dict[str, Any]:
     A student learns its teacher's errors: one that scores no higher than lora on dev can only
     give a student worse than lora, at the price of a training. Returns what was compared.
     """
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     lora = lora_dev(ctx)
     if lora is None:
         return {"compared": False, "metric": metric, "why": "no lora scorecard in this run"}

@@ -71,9 +71,8 @@ def corpus_text(ctx: Context) -> tuple[str, int]:
 
 
 def _demo(ctx: Context) -> str:
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     pool = answering.demo_examples(ctx)
     if not pool:
         return ""
@@ -104,10 +103,9 @@ class LongContextSolution:
     variant = "full-corpus"
 
     def __init__(self, ctx: Context, plan: Plan, model: str):
-        from ladder.registry import registries
 
         self.task, self.plan, self.model = ctx.task, plan, model
-        self.kind = registries().kinds.get(ctx.task.kind)
+        self.kind = ctx.task.kind_impl
         self.engine = ctx.engine(model)
 
     def describe(self) -> dict[str, Any]:
@@ -128,7 +126,7 @@ class LongContextSolution:
         no longer fit the budget)."""
         from ladder.errors import LadderError
 
-        cfg = LongContextConfig.model_validate(ctx.task.rung_config(LongContext.name))
+        cfg: LongContextConfig = ctx.task.rung_settings(LongContext.name)
         model = desc.get("model") or cfg.model or ctx.model
         plan = make_plan(ctx, cfg, ctx.engine(model))
         if plan.reason():

@@ -70,7 +70,10 @@ class LoraConfig(BaseModel):
 
 def rung_config(ctx: Context, rung) -> BaseModel:
     """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top."""
-    raw = {**ctx.task.rung_config(rung.name), **ctx.options.get(rung.name, {})}
+    overrides = ctx.options.get(rung.name, {})
+    if not overrides:
+        return ctx.task.rung_settings(rung.name)  # validated once, at load
+    raw = {**ctx.task.rung_config(rung.name), **overrides}
     try:
         return rung.Config.model_validate(raw)
     except ValidationError as exc:
@@ -305,10 +308,9 @@ def _parallel(cfg, path: str, seed: int):
 
 def records(ctx: Context, cfg, tokenizer, examples: list[Example]):
     """Token records of examples with the adapter's short prompt; (records, skipped ids)."""
-    from ladder.registry import registries
     from ladder.training.data import build_records
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     builder = short_builder(ctx.task, cfg.max_input_chars)
     return build_records(
         examples,

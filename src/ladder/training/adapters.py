@@ -185,9 +185,8 @@ def describe(
     """The content of `ladder-adapter.json` (fields in the module docstring); `facts` adds
     hyperparameters, fingerprint, data and training. Scores are filled in after evaluation."""
     import ladder
-    from ladder.registry import registries
 
-    choices = registries().kinds.get(task.kind).choices(task)
+    choices = task.kind_impl.choices(task)
     return {
         "name": f"{task.name}-{rung}",
         "rung": rung,

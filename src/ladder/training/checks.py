@@ -122,9 +122,8 @@ def curve_point(ctx: Context, n: int, holdout: list[Example], preds: list[Predic
     from ladder.evaluation.metrics import metric_for
     from ladder.evaluation.scorecard import table_for
     from ladder.evaluation.stats import bootstrap_ci
-    from ladder.rungs.base import primary_metric
 
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     ev = ctx.task.spec.eval
     table = table_for(ctx.task, holdout, preds)
     fn = metric_for(ctx.task.kind, metric).fn
