@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ladder import guard, provenance
-from ladder.context import Context
 from ladder.dataset import Dataset, load_dataset
 from ladder.errors import LadderError, StoreError
 from ladder.evaluation.bar import for_task as bar_verdict
@@ -27,6 +26,7 @@ from ladder.fsutil import atomic_write_json
 from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
 from ladder.rungs.base import RungSkipped
+from ladder.rungs.context import Context
 from ladder.store.db import Store
 from ladder.task import Task, load_task
 from ladder.timing import CLIMB, PhaseClock, phase_table
@@ -196,7 +196,7 @@ def _create_run(store: Store, task: Task, ds: Dataset, opts: ClimbOptions) -> st
 
 def _preflight(task: Task, ds: Dataset, opts: ClimbOptions) -> None:
     """Everything detectable before any work, checked before a run exists to be left behind."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
 
     guard.check_prices(opts.prices)
     if not (opts.resume or opts.run_id):

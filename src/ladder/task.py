@@ -13,7 +13,6 @@ A task folder holds `task.yaml` plus its data (and optionally documents). Exampl
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ladder.errors import TaskError
 from ladder.prices import PricesSpec
-from ladder.yamlio import line_of, load_yaml, read_text
+from ladder.yamlio import explain, line_of, load_yaml, read_text
 
 TASK_FILE = "task.yaml"
 
@@ -335,7 +334,7 @@ def load_task(path: str | Path) -> Task:
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
-        raise TaskError(_explain(exc, node, TaskSpec), where=file) from None
+        raise TaskError(explain(exc, node, TaskSpec), where=file) from None
 
     def fail(loc: tuple, msg: str, fix: str | None = None) -> TaskError:
         line = line_of(node, loc)
@@ -386,7 +385,7 @@ def _rung_settings(spec: TaskSpec, regs, node, file: Path, fail) -> dict[str, An
             settings[rung_name] = config_cls.model_validate(cfg or {})
         except ValidationError as exc:
             raise TaskError(
-                _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
+                explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
             ) from None
     return settings
 
@@ -426,7 +425,7 @@ def _check_forgetting_text(task: Task, fail) -> None:
 
 def _check_templates(spec: TaskSpec, fail) -> None:
     """Parse every extra prompt template at load, in the sandbox, before any run exists."""
-    from ladder.prompts import check_template
+    from ladder.sandbox import check_template
 
     for name, source in spec.prompt.templates.items():
         try:
@@ -472,54 +471,3 @@ def _load_schema(value, file: Path, fail) -> dict[str, Any]:
             ("output_schema",), "the output schema must describe an object with `properties`."
         )
     return schema
-
-
-def _explain(exc: ValidationError, node, model: type[BaseModel], prefix: tuple = ()) -> str:
-    """Turn pydantic errors into sentences naming the YAML line, the field and the fix."""
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = prefix + tuple(err["loc"])
-        line = line_of(node, loc)
-        at = f"line {line}, " if line else ""
-        field = ".".join(str(p) for p in loc) or "(top)"
-        if err["type"] == "extra_forbidden":
-            known = _known_keys(model, err["loc"][:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"did you mean `{close[0]}`? " if close else ""
-            parts.append(f"{at}unknown key `{field}`; {hint}known keys here: {', '.join(known)}.")
-        elif err["type"] == "missing":
-            parts.append(f"{at}required field `{field}` is missing; add it.")
-        else:
-            got = err.get("input")
-            shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-            parts.append(f"{at}field `{field}`: {err['msg']} (got {shown}).")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        parts.append(f"...and {more} more.")
-    return " ".join(parts)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    cur: Any = model
-    for part in loc:
-        field = getattr(cur, "model_fields", {}).get(part)
-        if field is None:
-            # dict[str, Model] values
-            return []
-        ann = field.annotation
-        cur = _model_in(ann)
-        if cur is None:
-            return []
-    return list(getattr(cur, "model_fields", {}))
-
-
-def _model_in(ann) -> type[BaseModel] | None:
-    import typing
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in typing.get_args(ann):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -38,7 +38,8 @@ def plugin_site(tmp_path_factory) -> Path:
 
 
 def ladder(*args, site: Path | None, cwd: Path, extra_path: Path | None = None):
-    path = [str(p) for p in (site, extra_path) if p is not None]
+    # this tree's Ladder, not whichever one the venv's `ladder` script was installed from
+    path = [str(p) for p in (site, extra_path, ROOT / "src") if p is not None]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "COLUMNS": "200"}
     return subprocess.run(
         [LADDER, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600

@@ -11,9 +11,8 @@ import math
 from collections import Counter
 from typing import Any
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.kinds import Parsed
-from ladder.solution import Prediction
 from ladder.task import Task
 
 

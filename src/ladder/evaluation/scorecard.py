@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.metrics import metric_for, per_label_prf
 from ladder.evaluation.stats import bootstrap_draws, interval, percentile, share_at_least
 from ladder.kinds import Parsed, confusion
-from ladder.solution import Prediction
 from ladder.task import Task
 
 

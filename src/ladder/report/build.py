@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import Dataset, Example, load_dataset
+from ladder.dataset import Dataset, Example, Prediction, load_dataset
 from ladder.decide import Facts, decide, hybrid_pair
 from ladder.economics import (
     DAYS_PER_MONTH,
@@ -24,7 +24,6 @@ from ladder.evaluation.compare import compare_all, find
 from ladder.evaluation.scorecard import Scorecard
 from ladder.hybrid import confidence, recommend
 from ladder.prices import PriceBook, load_price_book
-from ladder.solution import Prediction
 from ladder.store.db import Store
 from ladder.task import Task, TaskSpec, judged_metric, load_task
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.engines.base import Completion, GenRequest, generate_lines
 from ladder.kinds import UNANSWERABLE, Parsed
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 

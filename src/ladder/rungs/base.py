@@ -7,8 +7,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from ladder.context import Context
-from ladder.solution import Solution
+from ladder.rungs.context import Context
+from ladder.rungs.solution import Solution
 
 
 @dataclass

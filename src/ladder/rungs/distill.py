@@ -37,12 +37,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import DataError, TaskError
 from ladder.rungs.base import Prepared, RungSkipped, select_on_dev
+from ladder.rungs.context import Context
 from ladder.rungs.lora import Fitted, Lora, LoraConfig, finish, fit, rung_config, serve_adapter
-from ladder.solution import Solution
+from ladder.rungs.solution import Solution
 
 AUTO = "auto"
 PROMPTING = ("zero-shot", "few-shot")  # the rungs whose best prompt can teach by default
@@ -180,7 +180,7 @@ def rung_teacher(ctx: Context, name: str) -> Teacher:
 
 def teacher_solution(ctx: Context, spec: str) -> Teacher:
     """The teacher `rungs.distill.teacher` names: a rung, an adapter folder or a model."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
     from ladder.registry import registries
     from ladder.rungs.prompting import PromptSolution
     from ladder.training.adapters import META_FILE
@@ -280,7 +280,7 @@ class Distill(Lora):
         return len(build_pool(ctx, cfg.pool)[0])
 
     def prepare(self, ctx: Context) -> Prepared:
-        from ladder.training.checks import data_curve, forgetting
+        from ladder.rungs.finetune_checks import data_curve, forgetting
 
         cfg: DistillConfig = rung_config(ctx, self)  # type: ignore[assignment]
         chosen = choose_teacher(ctx, cfg)

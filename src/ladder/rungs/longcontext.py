@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.rungs import answering
 from ladder.rungs.base import Prepared
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 INTRO = "Answer the question from the documents below. "
 

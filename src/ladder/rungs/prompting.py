@@ -15,12 +15,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.engines.base import GenRequest, ScoreRequest, generate_lines
-from ladder.prompts import BASE, COT, PromptBuilder, PromptParts, uses_demos
 from ladder.rungs.base import Prepared, select_on_dev
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
+from ladder.rungs.prompts import BASE, COT, PromptBuilder, PromptParts
+from ladder.sandbox import uses_demos
 
 MAX_DEMO_CHARS = 500  # demonstrations are cut to this length unless a rung sets its own
 CONTENT_FREE = ("N/A", "", "[MASK]")  # inputs for contextual calibration (Zhao et al., 2021)

@@ -22,14 +22,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.errors import LadderError
 from ladder.retrieval import evidence as ev
 from ladder.retrieval.index import MODES, RRF_K, Hit, Retriever
 from ladder.rungs import answering
 from ladder.rungs.base import Prepared, select_on_dev
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 INTRO = (
     "Answer each question from the passages given with it. Write a short answer, then the "

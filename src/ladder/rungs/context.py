@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import Dataset, Example
+from ladder.dataset import Dataset, Example, Prediction
 from ladder.progress import NullProgress, Progress
-from ladder.solution import Prediction, Solution
+from ladder.rungs.solution import Solution
 from ladder.store.db import Store
 from ladder.task import Task
 
@@ -42,7 +42,7 @@ class Context:
 
     def engine(self, name: str | None = None):
         """The engine for a model name (the task's model by default), loaded once per climb."""
-        from ladder.models import make_engine, resolve_model
+        from ladder.engines.resolve import make_engine, resolve_model
 
         name = name or self.model
         if name not in self._engines:

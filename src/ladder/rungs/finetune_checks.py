@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.errors import TaskError
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 from ladder.timing import timed
 
 BUNDLED_TEXT = Path(__file__).with_name("adjacent.txt")
@@ -105,7 +104,7 @@ def curve_unneeded(ctx: Context, n_train: int, n_hold: int, full: dict[str, Any]
     curve it falls back to its rule of thumb (train and hold-out sizes), which then says yes too.
     `--schedule exhaustive` always measures the curve.
     """
-    from ladder.decide.gates import MIN_HOLDOUT, MIN_TRAIN
+    from ladder.guard import MIN_HOLDOUT, MIN_TRAIN
 
     bar = ctx.task.spec.bar
     if ctx.schedule == "exhaustive" or bar is None or full["metric"] != bar.metric:
