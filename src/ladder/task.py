@@ -207,7 +207,7 @@ def judged_metric(spec: TaskSpec, primary: str) -> str:
 
 class Task:
     """A validated task, resolved once at the edge: the spec, its paths, its Kind object and its
-    rungs' validated settings. Nothing downstream looks the kind or a rung config up again."""
+    rungs' validated settings, which downstream code reads instead of looking them up by name."""
 
     def __init__(
         self,
@@ -216,14 +216,13 @@ class Task:
         file: Path,
         schema: dict[str, Any] | None,
         kind_impl: Any,
-        rung_settings: dict[str, Any] | None = None,
     ):
         self.spec = spec
         self.dir = dir
         self.file = file
         self.schema = schema
         self.kind_impl = kind_impl  # the registered Kind (ladder.kinds): parsing, metrics, prompts
-        self._rung_settings: dict[str, Any] = dict(rung_settings or {})
+        self._rung_settings: dict[str, Any] = {}  # rung -> its validated Config (rung_settings)
 
     @property
     def name(self) -> str:
