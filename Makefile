@@ -69,10 +69,12 @@ test-integration: install promptfoo
 	$(BIN)/ladder models prepare
 	LADDER_PROMPTFOO_DIR=$(PROMPTFOO_DIR) $(BIN)/python -m pytest -m integration
 
+# lint-imports: the layers in pyproject.toml's [tool.importlinter] (DESIGN.md's layout)
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/ladder models prepare

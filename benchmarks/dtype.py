@@ -8,7 +8,7 @@ What `--dtype auto` decides from, measured in full:
 - a few LoRA training steps on the lora rung's records: fp32 against bf16 autocast with fp32
   master weights (real tokens/s);
 - the scoring answers' agreement with fp32 and the paired interval of the accuracy difference
-  (`ladder.evaluation.numerics.compare`, the climb's own check), and what `auto` would choose.
+  (`ladder.rungs.numerics_check.compare`, the climb's own check), and what `auto` would choose.
 
 Each bf16 side stops after `--cap` seconds (bf16 can be tens of times slower without bf16
 units), so the run fits in about five minutes; figures say how many items each side did.
@@ -52,7 +52,7 @@ def kernels() -> dict:
 
 def prompts(n: int):
     from ladder.dataset import load_dataset
-    from ladder.prompts import PromptBuilder, PromptParts
+    from ladder.rungs.prompts import PromptBuilder, PromptParts
     from ladder.task import load_task
 
     task = load_task(ROOT / "examples" / "email-triage")
@@ -65,8 +65,8 @@ def score_side(engine, task, items, texts, cap: float, batch: int = 8) -> dict:
     """Score the prompts in chunks until done or `cap` seconds; examples/s and the predictions."""
     import numpy as np
 
+    from ladder.dataset import Prediction
     from ladder.engines.base import ScoreRequest
-    from ladder.solution import Prediction
 
     choices = [" " + lab for lab in task.labels]
     preds, t0 = [], time.perf_counter()
@@ -85,9 +85,9 @@ def score_side(engine, task, items, texts, cap: float, batch: int = 8) -> dict:
 
 
 def scoring(args) -> dict:
+    from ladder.engines.gguf import EMBEDDED, embedded_dir
     from ladder.engines.hf import HFEngine
-    from ladder.evaluation.numerics import compare
-    from ladder.models import EMBEDDED, embedded_dir
+    from ladder.rungs.numerics_check import compare
 
     task, items, texts = prompts(args.prompts)
     out, preds = {}, {}
@@ -117,7 +117,7 @@ def scoring(args) -> dict:
 
 def training(args) -> dict:
     from ladder.dataset import load_dataset
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
     from ladder.rungs.lora import short_builder
     from ladder.task import load_task
     from ladder.training.adapters import attach_lora, load_base

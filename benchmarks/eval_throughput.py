@@ -36,11 +36,11 @@ def main() -> None:
     import torch
 
     from ladder import provenance
-    from ladder.context import Context
     from ladder.dataset import load_dataset
+    from ladder.engines.resolve import make_engine, resolve_model
     from ladder.fsutil import atomic_write_json
     from ladder.kinds import Classify
-    from ladder.models import make_engine, resolve_model
+    from ladder.rungs.context import Context
     from ladder.rungs.prompting import FewShot
     from ladder.store.db import Store
     from ladder.task import load_task

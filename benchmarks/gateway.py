@@ -136,9 +136,9 @@ def part_http(args) -> dict:
 
 def email_solution(tmp: Path):
     """The email-triage zero-shot solution on the embedded model, as a climb builds it."""
-    from ladder.context import Context
     from ladder.dataset import load_dataset
-    from ladder.models import make_engine, resolve_model
+    from ladder.engines.resolve import make_engine, resolve_model
+    from ladder.rungs.context import Context
     from ladder.rungs.prompting import ZeroShot
     from ladder.store.db import Store
     from ladder.task import load_task

@@ -42,8 +42,8 @@ def subset_task(src: Path, n_docs: int) -> Path:
 
 
 def context(task_dir: Path):
-    from ladder.context import Context
     from ladder.dataset import load_dataset
+    from ladder.rungs.context import Context
     from ladder.store.db import Store
     from ladder.task import load_task
 
@@ -83,9 +83,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from ladder import provenance
+    from ladder.engines.gguf import embedded_dir, prepare_embedded
     from ladder.engines.hf import HFEngine
     from ladder.fsutil import atomic_write_json
-    from ladder.models import embedded_dir, prepare_embedded
     from ladder.rungs.longcontext import LongContextConfig, LongContextSolution, make_plan
 
     prepare_embedded()

@@ -39,7 +39,7 @@ def records(args):
     from transformers import AutoTokenizer
 
     from ladder.dataset import load_dataset
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
     from ladder.rungs.lora import short_builder
     from ladder.task import load_task
     from ladder.training.data import build_records
@@ -53,7 +53,7 @@ def records(args):
 
 
 def lora_model(args):
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
     from ladder.training.adapters import attach_lora, load_base
 
     lm, _ = load_base(str(embedded_dir()))
@@ -142,7 +142,7 @@ def side_processes(args) -> dict:
     """Ladder's loop on `args.processes` ranks, or alone with the same effective batch."""
     import torch
 
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
     from ladder.training.loop import LoopConfig, train
     from ladder.training.parallel import Replica, train_parallel
 

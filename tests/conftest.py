@@ -214,7 +214,7 @@ def extract_task(tmp_path) -> Path:
 
 
 def embedded_ready() -> bool:
-    from ladder.models import embedded_ready as ready
+    from ladder.engines.gguf import embedded_ready as ready
 
     return ready()
 
@@ -222,7 +222,7 @@ def embedded_ready() -> bool:
 @pytest.fixture(scope="session")
 def embedded_model() -> None:
     """The embedded model, prepared: `make test` does it first; this covers a bare pytest run."""
-    from ladder.models import prepare_embedded
+    from ladder.engines.gguf import prepare_embedded
 
     if not embedded_ready():
         prepare_embedded()

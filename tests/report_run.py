@@ -14,10 +14,10 @@ from pathlib import Path
 
 from conftest import PARTS, write_classify_task
 from ladder.climb import ClimbOptions, climb
+from ladder.dataset import Prediction
 from ladder.engines.fake import FakeEngine
 from ladder.registry import registries
 from ladder.rungs.base import Prepared
-from ladder.solution import Prediction
 
 LARGE = "openai:gpt-4o-mini"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ladder.dataset import Prediction
 from ladder.rungs.base import Prepared
-from ladder.solution import Prediction
 
 WORD = re.compile(r"[a-z0-9']+")
 

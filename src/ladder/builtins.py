@@ -6,7 +6,7 @@ from ladder.registry import Registries
 
 
 def register(regs: Registries) -> None:
-    from ladder import models
+    from ladder.engines import resolve as models
     from ladder.evaluation.metrics import BUILTIN_METRICS
     from ladder.kinds import QA, Classify, Extract
     from ladder.rungs.distill import Distill

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ladder import guard, provenance
-from ladder.context import Context
 from ladder.dataset import Dataset, load_dataset
 from ladder.engines.numerics import check_dtype
 from ladder.errors import LadderError, StoreError
@@ -28,6 +27,7 @@ from ladder.fsutil import atomic_write_json
 from ladder.progress import NullProgress, Progress
 from ladder.registry import registries
 from ladder.rungs.base import RungSkipped
+from ladder.rungs.context import Context
 from ladder.store.db import Store
 from ladder.task import Task, load_task
 from ladder.timing import CLIMB, PhaseClock, phase_table
@@ -198,7 +198,7 @@ def _create_run(store: Store, task: Task, ds: Dataset, opts: ClimbOptions) -> st
 
 def _preflight(task: Task, ds: Dataset, opts: ClimbOptions) -> None:
     """Everything detectable before any work, checked before a run exists to be left behind."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
 
     guard.check_prices(opts.prices)
     if not (opts.resume or opts.run_id):
@@ -386,8 +386,8 @@ def _summary(
     task: Task, cards: list[Scorecard], skipped: dict[str, str], bar_met_by: str | None
 ) -> dict[str, Any]:
     bar = task.spec.bar
-    metric = bar.metric if bar else (cards[0].primary_metric if cards else None)
-    best = max(cards, key=lambda c: c.metrics[metric].value, default=None) if metric else None
+    metric = task.metric
+    best = max(cards, key=lambda c: c.metrics[metric].value, default=None)
     return {
         "bar": bar.model_dump() if bar else None,
         "bar_met_by": bar_met_by,

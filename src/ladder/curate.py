@@ -129,7 +129,6 @@ def write_jsonl(path: str | Path, examples: list[Example]) -> Path:
 
 def load_extra_examples(task: Task, path: str | Path) -> list[Example]:
     """Extra labelled examples (rows with `input` and `output`, optional `id`, `meta`)."""
-    from ladder.registry import registries
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -138,7 +137,7 @@ def load_extra_examples(task: Task, path: str | Path) -> list[Example]:
             where=path,
             fix="give the JSONL `ladder curate --out` wrote.",
         )
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     out: list[Example] = []
     seen: dict[str, int] = {}
     for line, row in read_rows(path):

@@ -42,6 +42,24 @@ class Example:
 
 
 @dataclass
+class Prediction:
+    """What a solution returned for one example: stored by the run, scored by evaluation."""
+
+    example_id: str
+    output: Any  # parsed output (label, object...), None when the answer was unusable
+    valid: bool
+    error: str | None = None
+    raw: str | None = None  # the model's text, or the chosen label when scoring
+    scores: list[float] | None = None  # log-likelihood per label when the answer was scored
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    compute_s: float = 0.0
+    repeat: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # rung-specific (citations, confidence...)
+
+
+@dataclass
 class LeakPair:
     holdout_id: str
     other_id: str
@@ -103,7 +121,7 @@ def read_source(
     path: Path, fmt: str = "auto", split: str | None = None
 ) -> tuple[list[tuple[int, dict[str, Any]]], str]:
     """(rows, sha256 of what was read): a data file, or one split of a dataset folder."""
-    from ladder.hfdata import digest, is_table_source, read_table_rows
+    from ladder.hfdata import digest, is_table_source
 
     if fmt in ("parquet", "arrow", "hf") or (fmt == "auto" and is_table_source(path)):
         _, files, rows = read_table_rows(path, split)
@@ -116,6 +134,31 @@ def read_source(
         )
     rows = read_rows(path, fmt)
     return rows, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_table_rows(
+    path: Path, split: str | None = None
+) -> tuple[str, list[Path], list[tuple[int, dict[str, Any]]]]:
+    """(split, files, rows) of a Parquet/Arrow file or a dataset folder; ClassLabels as names."""
+    from ladder.hfdata import TABLE_SUFFIXES, name_labels, read_table, split_files
+
+    if not path.exists():
+        raise DataError("the data file or folder is not there.", where=path)
+    if path.is_dir():
+        name, files, labels = split_files(path, split)
+    else:
+        name, files, labels = split or path.stem, [path], {}
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for f in files:
+        if f.suffix.lower() in TABLE_SUFFIXES:
+            part, found = read_table(f)
+            labels = {**found, **labels}
+        else:
+            part = [r for _, r in read_rows(f)]
+        rows += [(len(rows) + i + 1, r) for i, r in enumerate(part)]
+    if not rows:
+        raise DataError(f"split {name!r} has no rows.", where=path)
+    return name, files, [(n, name_labels(r, labels, files[0])) for n, r in rows]
 
 
 def read_rows(path: Path, fmt: str = "auto") -> list[tuple[int, dict[str, Any]]]:
@@ -289,14 +332,13 @@ def load_examples(
     """Read, map and validate examples; return (examples, file, sha256 of the file).
 
     Rows merged or dropped as duplicates are described in `skipped` (one line each)."""
-    from ladder.registry import registries
 
     spec = spec or task.spec.data
     path = task.resolve(spec.path)
     rows, digest = read_source(path, spec.format, spec.split)
     if spec.label_names and spec.output:
         rows = [(n, label_names(r, spec.output, spec.label_names, path, n)) for n, r in rows]
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     columns = [spec.input] if isinstance(spec.input, str) else list(spec.input)
     examples: list[Example] = []
     seen: dict[str, int] = {}

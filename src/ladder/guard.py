@@ -16,6 +16,9 @@ from typing import Any
 from ladder.errors import DataError, LadderError, StoreError
 
 WIDE_CI = 0.15  # a 95% CI half-width above this makes a decision tentative
+# gate 3's rule of thumb when no data-sufficiency curve was measured (the fine-tune checks skip
+# the curve when it already holds and the bar is met)
+MIN_TRAIN, MIN_HOLDOUT = 100, 50
 
 
 def ci_half_width(n: int) -> float:

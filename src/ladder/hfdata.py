@@ -9,6 +9,7 @@ Three layouts are read, all with pyarrow only (the `[datasets]` extra):
 - a single `.parquet` or `.arrow` file.
 Integer ClassLabel columns become their names (from the features in `dataset_info.json`, the
 card, or the Parquet/Arrow schema's `huggingface` metadata).
+`ladder.dataset.read_table_rows` reads a split's files (tables here, text formats there).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _schema_labels(table) -> dict[str, list[str]]:
     return _class_labels_json(info.get("features"))
 
 
-def _split_files(folder: Path, split: str | None) -> tuple[str, list[Path], dict[str, list[str]]]:
+def split_files(folder: Path, split: str | None) -> tuple[str, list[Path], dict[str, list[str]]]:
     """The chosen split's files and the ClassLabel names known from the folder's metadata."""
     if (folder / "dataset_dict.json").is_file():
         splits = json.loads((folder / "dataset_dict.json").read_text()).get("splits") or []
@@ -162,32 +163,7 @@ def _choose(folder: Path, split: str | None, splits: list[str]) -> str:
     )
 
 
-def read_table_rows(
-    path: Path, split: str | None = None
-) -> tuple[str, list[Path], list[tuple[int, dict[str, Any]]]]:
-    """(split, files, rows) of a Parquet/Arrow file or a dataset folder; ClassLabels as names."""
-    from ladder.dataset import read_rows
-
-    if not path.exists():
-        raise DataError("the data file or folder is not there.", where=path)
-    if path.is_dir():
-        name, files, labels = _split_files(path, split)
-    else:
-        name, files, labels = split or path.stem, [path], {}
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for f in files:
-        if f.suffix.lower() in TABLE_SUFFIXES:
-            part, found = _read_table(f)
-            labels = {**found, **labels}
-        else:
-            part = [r for _, r in read_rows(f)]
-        rows += [(len(rows) + i + 1, r) for i, r in enumerate(part)]
-    if not rows:
-        raise DataError(f"split {name!r} has no rows.", where=path)
-    return name, files, [(n, name_labels(r, labels, files[0])) for n, r in rows]
-
-
-def _read_table(f: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def read_table(f: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     pa = _arrow(f)
     try:
         if f.suffix.lower() == ".parquet":

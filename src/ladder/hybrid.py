@@ -17,10 +17,9 @@ from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.metrics import metric_for
 from ladder.evaluation.scorecard import table_for
-from ladder.solution import Prediction
 from ladder.task import Task
 
 

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ladder.context import Context
 from ladder.errors import LadderError
+from ladder.rungs.context import Context
 from ladder.rungs.racing import FIRST_ROUND
 from ladder.timing import PHASES
 

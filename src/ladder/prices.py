@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ladder.errors import LadderError
-from ladder.yamlio import load_yaml
+from ladder.yamlio import explain, load_yaml
 
 SHIPPED = "prices.yaml"
 USER_FILE = Path("~/.config/ladder/prices.yaml")
@@ -161,14 +161,12 @@ def read_price_file(path: Path) -> PricesSpec:
 
 def parse_prices(data: Any, where: str | Path, node=None, prefix: tuple = ()) -> PricesSpec:
     """Validate a price mapping; errors name the line and the field."""
-    from ladder.task import _explain  # one wording for every YAML error
-
     if not isinstance(data, dict):
         raise PriceError("expected a mapping (models:, hardware:, assumptions:).", where=where)
     try:
         spec = PricesSpec.model_validate(data)
     except ValidationError as exc:
-        raise PriceError(_explain(exc, node, PricesSpec, prefix), where=where) from None
+        raise PriceError(explain(exc, node, PricesSpec, prefix), where=where) from None
     return spec
 
 

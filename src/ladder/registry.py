@@ -10,6 +10,7 @@ economics and the gates ask instead of matching rung names. `ladder plugins` lis
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -130,13 +131,11 @@ def _load_plugins(regs: Registries) -> list[PluginRecord]:
     ours = [ep for ep in eps if ep.value == BUILTINS][:1]
     others = sorted((ep for ep in eps if ep.value != BUILTINS), key=lambda ep: ep.name)
     records = []
-    if not ours:
-        from ladder import builtins
-
+    if not ours:  # by name, so that this module imports nothing it registers
+        module, _, attr = BUILTINS.partition(":")
+        ours_hook = getattr(importlib.import_module(module), attr)
         records.append(
-            _apply(
-                regs, PluginRecord("builtins", BUILTINS, "ladder (source tree)"), builtins.register
-            )
+            _apply(regs, PluginRecord("builtins", BUILTINS, "ladder (source tree)"), ours_hook)
         )
     for ep in [*ours, *others]:
         dist = getattr(ep, "dist", None)

@@ -164,7 +164,7 @@ def analyse(
     documents: Path | None = None,
 ) -> Starter:
     if path.is_dir():
-        from ladder.hfdata import read_table_rows
+        from ladder.dataset import read_table_rows
 
         split, _, rows = read_table_rows(path, split)
     else:

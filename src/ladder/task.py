@@ -13,7 +13,6 @@ A task folder holds `task.yaml` plus its data (and optionally documents). Exampl
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ladder.errors import TaskError
 from ladder.prices import PricesSpec
-from ladder.yamlio import line_of, load_yaml, read_text
+from ladder.yamlio import explain, line_of, load_yaml, read_text
 
 TASK_FILE = "task.yaml"
 
@@ -201,14 +200,29 @@ class TaskSpec(Strict):
         return v
 
 
-class Task:
-    """A validated task: the spec plus resolved paths and derived facts."""
+def judged_metric(spec: TaskSpec, primary: str) -> str:
+    """The one metric a task is judged on: its bar's, else `primary` (its kind's primary metric)."""
+    return spec.bar.metric if spec.bar is not None else primary
 
-    def __init__(self, spec: TaskSpec, dir: Path, file: Path, schema: dict[str, Any] | None):
+
+class Task:
+    """A validated task, resolved once at the edge: the spec, its paths, its Kind object and its
+    rungs' validated settings, which downstream code reads instead of looking them up by name."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        dir: Path,
+        file: Path,
+        schema: dict[str, Any] | None,
+        kind_impl: Any,
+    ):
         self.spec = spec
         self.dir = dir
         self.file = file
         self.schema = schema
+        self.kind_impl = kind_impl  # the registered Kind (ladder.kinds): parsing, metrics, prompts
+        self._rung_settings: dict[str, Any] = {}  # rung -> its validated Config (rung_settings)
 
     @property
     def name(self) -> str:
@@ -217,6 +231,11 @@ class Task:
     @property
     def kind(self) -> str:
         return self.spec.kind
+
+    @property
+    def metric(self) -> str:
+        """The metric the task is judged on: the bar's, else the kind's primary metric."""
+        return judged_metric(self.spec, self.kind_impl.primary_metric)
 
     @property
     def labels(self) -> list[str]:
@@ -239,7 +258,28 @@ class Task:
         return p if p.is_absolute() else (self.dir / p)
 
     def rung_config(self, rung: str) -> dict[str, Any]:
-        return dict(self.spec.rungs.get(rung, {}))
+        """task.yaml's raw `rungs.<rung>` mapping (what was written, no defaults)."""
+        return dict(self.spec.rungs.get(rung, {}) or {})
+
+    def rung_settings(self, rung: str) -> Any:
+        """The rung's validated settings (its `Config`, defaults filled in), built once.
+
+        Rungs named in task.yaml were validated by `load_task`, which names the line of a bad
+        value; others get their defaults on first use. A rung without a `Config` (a plugin's)
+        gets its raw mapping.
+        """
+        if rung not in self._rung_settings:
+            from ladder.registry import registries
+
+            regs = registries()
+            config_cls = (
+                getattr(regs.rungs.get(rung), "Config", None) if rung in regs.rungs else None
+            )
+            raw = self.rung_config(rung)
+            self._rung_settings[rung] = (
+                config_cls.model_validate(raw) if config_cls is not None else raw
+            )
+        return self._rung_settings[rung]
 
     # what the economics, the decision and the forgetting check read: editing these never
     # invalidates predictions (a resumed run keeps the forgetting it measured, which names its text)
@@ -293,7 +333,7 @@ def load_task(path: str | Path) -> Task:
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
-        raise TaskError(_explain(exc, node, TaskSpec), where=file) from None
+        raise TaskError(explain(exc, node, TaskSpec), where=file) from None
 
     def fail(loc: tuple, msg: str, fix: str | None = None) -> TaskError:
         line = line_of(node, loc)
@@ -311,7 +351,7 @@ def load_task(path: str | Path) -> Task:
     schema = None
     if spec.output_schema is not None:
         schema = _load_schema(spec.output_schema, file, fail)
-    task = Task(spec, file.parent.resolve(), file.resolve(), schema)
+    task = Task(spec, file.parent.resolve(), file.resolve(), schema, kind)
     problem = kind.check_task(task)
     if problem:
         loc, msg, fix = problem
@@ -325,20 +365,28 @@ def load_task(path: str | Path) -> Task:
             "create the folder, fix the path (relative to the task folder), or remove `documents:`.",
         )
     _check_templates(spec, fail)
+    task._rung_settings.update(_rung_settings(spec, regs, node, file, fail))
+    _check_forgetting_text(task, fail)
+    return task
+
+
+def _rung_settings(spec: TaskSpec, regs, node, file: Path, fail) -> dict[str, Any]:
+    """Validate each `rungs.<name>` section once, against that rung's `Config`."""
+    settings: dict[str, Any] = {}
     for rung_name, cfg in spec.rungs.items():
         if rung_name not in regs.rungs:
             raise fail(("rungs", rung_name), regs.rungs.unknown_message(rung_name))
-        rung = regs.rungs.get(rung_name)
-        config_cls = getattr(rung, "Config", None)
-        if config_cls is not None:
-            try:
-                config_cls.model_validate(cfg or {})
-            except ValidationError as exc:
-                raise TaskError(
-                    _explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
-                ) from None
-    _check_forgetting_text(task, fail)
-    return task
+        config_cls = getattr(regs.rungs.get(rung_name), "Config", None)
+        if config_cls is None:
+            settings[rung_name] = dict(cfg or {})
+            continue
+        try:
+            settings[rung_name] = config_cls.model_validate(cfg or {})
+        except ValidationError as exc:
+            raise TaskError(
+                explain(exc, node, config_cls, prefix=("rungs", rung_name)), where=file
+            ) from None
+    return settings
 
 
 def _check_bar(spec: TaskSpec, kind, fail) -> None:
@@ -381,7 +429,7 @@ def _check_forgetting_text(task: Task, fail) -> None:
 
 def _check_templates(spec: TaskSpec, fail) -> None:
     """Parse every extra prompt template at load, in the sandbox, before any run exists."""
-    from ladder.prompts import check_template
+    from ladder.sandbox import check_template
 
     for name, source in spec.prompt.templates.items():
         try:
@@ -427,54 +475,3 @@ def _load_schema(value, file: Path, fail) -> dict[str, Any]:
             ("output_schema",), "the output schema must describe an object with `properties`."
         )
     return schema
-
-
-def _explain(exc: ValidationError, node, model: type[BaseModel], prefix: tuple = ()) -> str:
-    """Turn pydantic errors into sentences naming the YAML line, the field and the fix."""
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = prefix + tuple(err["loc"])
-        line = line_of(node, loc)
-        at = f"line {line}, " if line else ""
-        field = ".".join(str(p) for p in loc) or "(top)"
-        if err["type"] == "extra_forbidden":
-            known = _known_keys(model, err["loc"][:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"did you mean `{close[0]}`? " if close else ""
-            parts.append(f"{at}unknown key `{field}`; {hint}known keys here: {', '.join(known)}.")
-        elif err["type"] == "missing":
-            parts.append(f"{at}required field `{field}` is missing; add it.")
-        else:
-            got = err.get("input")
-            shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-            parts.append(f"{at}field `{field}`: {err['msg']} (got {shown}).")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        parts.append(f"...and {more} more.")
-    return " ".join(parts)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    cur: Any = model
-    for part in loc:
-        field = getattr(cur, "model_fields", {}).get(part)
-        if field is None:
-            # dict[str, Model] values
-            return []
-        ann = field.annotation
-        cur = _model_in(ann)
-        if cur is None:
-            return []
-    return list(getattr(cur, "model_fields", {}))
-
-
-def _model_in(ann) -> type[BaseModel] | None:
-    import typing
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in typing.get_args(ann):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import Example
+from ladder.dataset import Dataset, Example
 from ladder.errors import DataError
 from ladder.fsutil import atomic_write_text
 from ladder.task import Task
@@ -32,20 +32,18 @@ def check_format(fmt: str) -> str:
 
 
 def system_text(task: Task) -> str:
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     head = (task.spec.instructions or "").strip()
     return "\n".join(s for s in (head, kind.answer_format(task)) if s)
 
 
 def to_record(ex: Example, task: Task, fmt: str) -> dict[str, Any]:
     """One example as a row of `fmt`."""
-    from ladder.registry import registries
 
     if fmt == "ladder":
         return ex.to_json()
-    answer = registries().kinds.get(task.kind).render_output(ex.output, task)
+    answer = task.kind_impl.render_output(ex.output, task)
     if fmt == "messages":
         return {
             "messages": [
@@ -116,21 +114,15 @@ _FORMAT_NOTE = {
 }
 
 
-def export_run(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, Any]:
+def export_run(run: dict[str, Any], task: Task, ds: Dataset, out: Path, fmt: str) -> dict[str, Any]:
     """A stored run's train and dev splits as a dataset folder (files + README.md card).
 
-    The hold-out is not exported: it is what the run measured on. Train/dev examples that
-    equal or nearly equal a hold-out input are left out, so a model tuned on the folder can
-    still be measured honestly on that hold-out.
+    `ds` is the run's dataset as its climb loaded it (with its `--add-data` files), leaks
+    reported, not refused. The hold-out is not exported: it is what the run measured on.
+    Train/dev examples that equal or nearly equal a hold-out input are left out, so a model
+    tuned on the folder can still be measured honestly on that hold-out.
     """
-    from ladder.climb import ClimbOptions, _load_data
-    from ladder.task import load_task
-
     check_format(fmt)
-    run = store.get_run(run_id)
-    task = load_task(run["task_path"])
-    opts = ClimbOptions(run_id=run["id"], leakage="report")  # the run's --add-data files too
-    ds = _load_data(store, task, opts)
     if ds.data_hash != run["data_hash"]:
         raise DataError(
             f"the task's data changed since run {run['id']} (its hash differs), so its split is gone.",

@@ -1,11 +1,14 @@
-"""YAML reading that remembers where things are, so errors can name the line."""
+"""YAML reading that remembers where things are, so errors can name the line (and the fix)."""
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from ladder.errors import LadderError
 
@@ -102,3 +105,53 @@ def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
         else:
             return best
     return best
+
+
+def explain(exc: ValidationError, node, model: type[BaseModel], prefix: tuple = ()) -> str:
+    """Turn pydantic errors into sentences naming the YAML line, the field and the fix: one
+    wording for every YAML file (task.yaml, price books)."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = prefix + tuple(err["loc"])
+        line = line_of(node, loc)
+        at = f"line {line}, " if line else ""
+        field = ".".join(str(p) for p in loc) or "(top)"
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, err["loc"][:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            parts.append(f"{at}unknown key `{field}`; {hint}known keys here: {', '.join(known)}.")
+        elif err["type"] == "missing":
+            parts.append(f"{at}required field `{field}` is missing; add it.")
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+            parts.append(f"{at}field `{field}`: {err['msg']} (got {shown}).")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        parts.append(f"...and {more} more.")
+    return " ".join(parts)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    cur: Any = model
+    for part in loc:
+        field = getattr(cur, "model_fields", {}).get(part)
+        if field is None:
+            # dict[str, Model] values
+            return []
+        ann = field.annotation
+        cur = _model_in(ann)
+        if cur is None:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def _model_in(ann) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_train_save_reload_rescore(run_cli):
     from ladder.dataset import load_dataset
     from ladder.engines.base import ScoreRequest
+    from ladder.engines.gguf import embedded_dir
     from ladder.engines.hf import HFEngine
-    from ladder.models import embedded_dir
     from ladder.task import load_task
     from ladder.training.adapters import base_checksum, load_adapter
 

@@ -29,7 +29,7 @@ def random_adapter(out: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
 
     model = AutoModelForCausalLM.from_pretrained(embedded_dir(), dtype=torch.float32)
     torch.manual_seed(0)

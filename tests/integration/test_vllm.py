@@ -56,7 +56,7 @@ def adapter(tmp_path_factory) -> Path:
 def vllm_url(adapter, tmp_path_factory):
     if not VLLM_PY.exists():
         pytest.skip(f"{VLLM_PY} is missing: build it with `make vllm-venv` (about 3.5 GB).")
-    from ladder.models import embedded_dir
+    from ladder.engines.gguf import embedded_dir
 
     port = _port()
     cmd = [
@@ -114,7 +114,7 @@ def _slice(adapter: Path):
 def test_vllm_scores_pick_the_hf_engines_labels(adapter, vllm_url):
     from ladder.engines.base import GenRequest, ScoreRequest
     from ladder.engines.hf import HFEngine
-    from ladder.models import make_engine, resolve_model
+    from ladder.engines.resolve import make_engine, resolve_model
     from ladder.training.adapters import load_adapter
 
     prompts, choices = _slice(adapter)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ladder.context import Context
 from ladder.dataset import load_dataset
 from ladder.engines.base import Completion
 from ladder.engines.fake import FakeEngine
+from ladder.rungs.context import Context
 from ladder.rungs.prompting import COT, PromptSolution
 from ladder.store.db import Store
 from ladder.task import load_task

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 from ladder.engines.base import GenRequest
+from ladder.engines.resolve import resolve_model
 from ladder.engines.vllm import continuation_logprob, echo_shift, structured
 from ladder.errors import EngineError, ModelError
-from ladder.models import resolve_model
 
 
 def test_vllm_names_resolve_to_the_server_and_served_model():

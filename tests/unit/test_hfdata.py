@@ -141,8 +141,8 @@ def test_dropped_duplicates_are_counted_in_summary_and_comments(tmp_path, run_cl
 def test_missing_pyarrow_gives_the_install_command(tmp_path, monkeypatch):
     import builtins
 
+    from ladder.dataset import read_table_rows
     from ladder.errors import DataError
-    from ladder.hfdata import read_table_rows
 
     _dataset().to_parquet(tmp_path / "x.parquet")
     real = builtins.__import__

@@ -233,7 +233,7 @@ def test_forgetting_is_measured_on_the_tasks_text_cut_to_a_bounded_length(tmp_pa
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ladder.training.checks import MAX_FORGETTING_TOKENS
+    from ladder.rungs.finetune_checks import MAX_FORGETTING_TOKENS
     from ladder.training.loop import text_loss
     from tiny_model import WORDS
 

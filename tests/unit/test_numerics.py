@@ -9,7 +9,7 @@ import pytest
 
 from ladder.engines import numerics as nx
 from ladder.errors import LadderError
-from ladder.evaluation import numerics as check
+from ladder.rungs import numerics_check as check
 
 torch = pytest.importorskip("torch")
 
@@ -118,8 +118,7 @@ def test_the_verdict_keeps_bf16_only_when_it_agrees_and_is_faster(
 
 
 def test_poor_agreement_on_synthetic_answers_falls_back(classify_task):
-    from ladder.dataset import load_dataset
-    from ladder.solution import Prediction
+    from ladder.dataset import Prediction, load_dataset
     from ladder.task import load_task
 
     task = load_task(classify_task)

@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from ladder.dataset import load_dataset
+from ladder.dataset import Prediction, load_dataset
 from ladder.evaluation.compare import compare, compare_all, find
 from ladder.evaluation.metrics import accuracy
 from ladder.evaluation.stats import format_p, mcnemar, paired_bootstrap
-from ladder.solution import Prediction
 from ladder.task import load_task
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from conftest import write_classify_task
 from ladder.climb import ClimbOptions, climb
-from ladder.context import Context
 from ladder.dataset import load_dataset
 from ladder.errors import LadderError
 from ladder.planner import Speed, make_plan, parse_budget
+from ladder.rungs.context import Context
 from ladder.store.db import Store
 from ladder.task import load_task
 
@@ -89,8 +89,8 @@ def test_a_budgeted_climb_shows_and_records_its_plan(tmp_path):
 def test_the_data_curve_is_skipped_only_when_gate_3_does_not_need_it():
     from types import SimpleNamespace
 
+    from ladder.rungs.finetune_checks import curve_unneeded
     from ladder.task import BarSpec
-    from ladder.training.checks import curve_unneeded
 
     def ctx(schedule="race", threshold=0.8):
         bar = BarSpec(metric="accuracy", threshold=threshold)

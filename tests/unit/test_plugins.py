@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,12 @@ LADDER = str(Path(sys.executable).with_name("ladder"))
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "plugin"  # pip builds in the folder: not ours
+    shutil.copytree(ROOT / "examples" / "plugin", source)
     res = subprocess.run(
         [
             *(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"),
-            *("--target", str(site), str(ROOT / "examples" / "plugin")),
+            *("--target", str(site), str(source)),
         ],
         capture_output=True,
         text=True,
@@ -38,7 +41,8 @@ def plugin_site(tmp_path_factory) -> Path:
 
 
 def ladder(*args, site: Path | None, cwd: Path, extra_path: Path | None = None):
-    path = [str(p) for p in (site, extra_path) if p is not None]
+    # this tree's Ladder, not whichever one the venv's `ladder` script was installed from
+    path = [str(p) for p in (site, extra_path, ROOT / "src") if p is not None]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "COLUMNS": "200"}
     return subprocess.run(
         [LADDER, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600

@@ -134,8 +134,8 @@ def test_summary_has_intervals_over_the_items_that_apply():
 
 
 def test_scores_by_question_kind(tmp_path):
+    from ladder.dataset import Prediction
     from ladder.rungs.answering import by_category
-    from ladder.solution import Prediction
     from ladder.task import load_task
     from retrieval_helpers import write_qa_task
 

@@ -13,11 +13,10 @@ import httpx
 import numpy as np
 import pytest
 
-from ladder.dataset import load_dataset
+from ladder.dataset import Prediction, load_dataset
 from ladder.engines.fake import FakeEngine
 from ladder.serve.catalog import ServeOptions
 from ladder.serve.router import calibration_curve, choose, confidences
-from ladder.solution import Prediction
 from ladder.task import load_task
 from serve_util import climb_fake, gateway, oracle_responder
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from ladder.dataset import Prediction
 from ladder.errors import StoreError
-from ladder.solution import Prediction
 from ladder.store.db import Store
 from ladder.store.migrations import MIGRATIONS
 

@@ -29,6 +29,30 @@ def test_valid_task_loads(tmp_path):
     assert task.spec.scope == "single-task" and task.spec.forgetting is None
 
 
+def test_a_loaded_task_is_resolved_once(tmp_path, monkeypatch):
+    """Its Kind object, its judged metric and its rungs' validated settings come with it."""
+    from ladder.registry import registries
+    from ladder.rungs.prompting import FewShotConfig
+
+    body = GOOD + "rungs: {few-shot: {k: [2]}}\n"
+    task = load_task(_task(tmp_path, body))
+    assert task.kind_impl is registries().kinds.get("classify")
+    assert task.metric == "accuracy"  # no bar: the kind's primary metric
+    few = task.rung_settings("few-shot")
+    assert isinstance(few, FewShotConfig) and few.k == [2]
+    assert task.rung_settings("few-shot") is few  # validated once, at load
+    assert task.rung_settings("zero-shot").model_fields_set == set()  # defaults, on first use
+
+    def no_validation(*args, **kwargs):
+        raise AssertionError("a rung's settings were validated again")
+
+    monkeypatch.setattr(FewShotConfig, "model_validate", no_validation)
+    assert task.rung_settings("few-shot").k == [2]
+
+    barred = load_task(_task(tmp_path, GOOD + "bar: {metric: macro_f1, threshold: 0.7}\n"))
+    assert barred.metric == "macro_f1"  # the bar's metric wins
+
+
 def test_scope_and_forgetting_text_leave_the_config_hash_alone(tmp_path):
     """They are read by gate 4 and the forgetting check, not by predictions: resume survives."""
     before = load_task(_task(tmp_path, GOOD)).config_hash()

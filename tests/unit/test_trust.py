@@ -15,7 +15,7 @@ import pytest
 from conftest import write_classify_task
 from ladder.climb import ClimbOptions, climb
 from ladder.errors import TaskError
-from ladder.prompts import PromptBuilder
+from ladder.rungs.prompts import PromptBuilder
 from ladder.store.db import Store
 from ladder.task import load_task
 

@@ -62,13 +62,18 @@ def dataset_cmd(
     runs: Annotated[str | None, typer.Option("--runs", help="run store folder")] = None,
 ) -> None:
     """Write RUN's train and dev splits (never its hold-out) and a dataset card README.md."""
+    from ladder.climb import ClimbOptions, _load_data
     from ladder.store.db import Store
+    from ladder.task import load_task
     from ladder.trainsets import check_format, export_run
 
     check_format(format)
     store = Store(runs)
-    folder = out or Path(store.get_run(run_id)["run_dir"]) / "dataset"
-    res = export_run(store, run_id, folder, format)
+    run = store.get_run(run_id)
+    folder = out or Path(run["run_dir"]) / "dataset"
+    task = load_task(run["task_path"])
+    opts = ClimbOptions(run_id=run["id"], leakage="report")  # the run's --add-data files too
+    res = export_run(run, task, _load_data(store, task, opts), folder, format)
     parts = " · ".join(f"{s} {n} ({name})" for s, (name, n) in res["files"].items())
     console.print(f"Wrote [bold]{folder}[/]: {parts}", highlight=False)
     console.print(

@@ -22,7 +22,7 @@ def models_cmd(
     ] = "gemma-3-270m",
 ) -> None:
     """List registered models; `prepare` converts the embedded model once; `verify` re-checks its checksum."""
-    from ladder import models
+    from ladder.engines import gguf as models
     from ladder.registry import registries
 
     if action == "list":

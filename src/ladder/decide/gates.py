@@ -24,10 +24,10 @@ from ladder.economics import (
     option_of,
 )
 from ladder.evaluation.compare import find
+from ladder.guard import MIN_HOLDOUT, MIN_TRAIN
 from ladder.scenario import payback_days
 
 LONG_PROMPT_TOKENS = 1000  # the framework: a spec of thousands of tokens is a reason to fine-tune
-MIN_TRAIN, MIN_HOLDOUT = 100, 50  # rule of thumb when no data-sufficiency curve was measured
 FORGETTING_TOLERANCE = 0.05  # adjacent-task loss may rise 5% before the task counts as not narrow
 FLAT_GAIN = 0.02  # a curve gaining under 2 points over its last step has flattened
 

@@ -17,7 +17,7 @@ again). A phase runs in bf16 only where bf16 is faster by `MARGIN`, and generati
 together with scoring (alone it would cast fp32 weights at every token); on CUDA, bf16
 wherever the GPU supports it.
 `--dtype float32|bfloat16` forces every phase. When `auto` picks bf16 for scoring or generation,
-the climb checks on dev that the answers agree with fp32 (`ladder.evaluation.numerics`).
+the climb checks on dev that the answers agree with fp32 (`ladder.rungs.numerics_check`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def cache_key(info: dict[str, Any]) -> str:
 
 
 def cache_dir() -> Path:
-    from ladder.models import cache_root
+    from ladder.engines.gguf import cache_root
 
     return cache_root() / "numerics"
 

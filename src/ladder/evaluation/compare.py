@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.metrics import metric_for
 from ladder.evaluation.scorecard import table_for
 from ladder.evaluation.stats import (
@@ -22,7 +22,6 @@ from ladder.evaluation.stats import (
     settle_size,
     settle_size_from_ci,
 )
-from ladder.solution import Prediction
 from ladder.task import Task
 
 ALPHA = 0.05  # significance level of every comparison Ladder states

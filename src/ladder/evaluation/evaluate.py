@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.scorecard import Scorecard, build_scorecard
 from ladder.evaluation.stats import consistency, sample_labels
-from ladder.rungs.base import Prepared, primary_metric
-from ladder.solution import Prediction, Solution
+
+if TYPE_CHECKING:  # what a climb hands in; evaluation never imports the rungs it measures
+    from ladder.rungs.base import Prepared
+    from ladder.rungs.context import Context
+    from ladder.rungs.solution import Solution
 
 
 def measure_consistency(
@@ -108,7 +111,7 @@ def evaluate(ctx: Context, prepared: Prepared) -> Scorecard:
         preds,
         solution=solution.describe(),
         engine=engine.info() if engine is not None and hasattr(engine, "info") else {},
-        primary=primary_metric(ctx),
+        primary=ctx.task.metric,
         consistency=cons,
         selection=prepared.selection,
         failure_analysis=prepared.failure_analysis,

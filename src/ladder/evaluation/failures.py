@@ -11,9 +11,8 @@ import math
 from collections import Counter
 from typing import Any
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.kinds import Parsed
-from ladder.solution import Prediction
 from ladder.task import Task
 
 
@@ -21,9 +20,8 @@ def categories_of(
     task: Task, examples: list[Example], preds: list[Prediction]
 ) -> tuple[Counter, set[str]]:
     """Error category counts and the ids of wrong items, for one variant."""
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     counts: Counter = Counter()
     wrong: set[str] = set()
     for ex, p in zip(examples, preds):

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.metrics import metric_for, per_label_prf
 from ladder.evaluation.stats import bootstrap_draws, interval, percentile, share_at_least
 from ladder.kinds import Parsed, confusion
-from ladder.solution import Prediction
 from ladder.task import Task
 
 
@@ -64,23 +63,17 @@ class Scorecard(BaseModel):
         return self.metrics[metric or self.primary_metric].value
 
 
-def _kind(task: Task):
-    from ladder.registry import registries
-
-    return registries().kinds.get(task.kind)
-
-
 def table_for(
     task: Task, examples: list[Example], preds: list[Prediction]
 ) -> dict[str, np.ndarray]:
-    return _kind(task).table(
+    return task.kind_impl.table(
         [e.output for e in examples], [Parsed(p.output, p.valid, p.error) for p in preds], task
     )
 
 
 def dev_summary(task: Task, examples: list[Example], preds: list[Prediction]) -> dict[str, Any]:
     """Point estimates of every metric on dev, for choosing among variants."""
-    kind = _kind(task)
+    kind = task.kind_impl
     table = table_for(task, examples, preds)
     idx = np.arange(len(examples))
     out: dict[str, Any] = {
@@ -106,7 +99,7 @@ def build_scorecard(
     resamples: int = 1000,
     seed: int = 0,
 ) -> Scorecard:
-    kind = _kind(task)
+    kind = task.kind_impl
     table = table_for(task, examples, preds)
     n = len(examples)
     metrics = {}

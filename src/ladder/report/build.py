@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import Dataset, Example, load_dataset
+from ladder.dataset import Dataset, Example, Prediction, load_dataset
 from ladder.decide import Facts, decide, hybrid_pair
 from ladder.economics import (
     DAYS_PER_MONTH,
@@ -25,9 +25,8 @@ from ladder.evaluation.compare import compare_all, find
 from ladder.evaluation.scorecard import Scorecard
 from ladder.hybrid import confidence, recommend
 from ladder.prices import PriceBook, load_price_book
-from ladder.solution import Prediction
 from ladder.store.db import Store
-from ladder.task import Task, TaskSpec, load_task
+from ladder.task import Task, TaskSpec, judged_metric, load_task
 
 REPORT_VERSION = 1
 WORST_ERRORS = 8
@@ -87,7 +86,8 @@ def price_book_for(view: RunView, files: Sequence[str | Path] = ()) -> PriceBook
 def facts_for(view: RunView, book: PriceBook, calls_per_day: float | None) -> Facts:
     spec = view.task.spec if view.task else view.spec
     bar = view.spec.bar
-    metric = bar.metric if bar else view.cards[0].primary_metric
+    # the stored spec's bar, else the kind's primary metric as the run recorded it on its cards
+    metric = judged_metric(view.spec, view.cards[0].primary_metric)
     if calls_per_day is None and spec.volume is not None:
         calls_per_day = spec.volume.calls_per_day
     return Facts(

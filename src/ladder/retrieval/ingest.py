@@ -66,10 +66,11 @@ class IngestReport:
 
 
 def settings_for(task: Task) -> IngestSettings:
-    """Ingestion settings from the task's `rungs.rag` section (validated by the rag rung)."""
-    cfg = task.rung_config("rag")
+    """Ingestion settings from the task's `rungs.rag` section (validated once, by `load_task`)."""
+    cfg = task.rung_settings("rag")
+    given = cfg if isinstance(cfg, dict) else cfg.model_dump()
     keys = IngestSettings.__dataclass_fields__
-    return IngestSettings(**{k: v for k, v in cfg.items() if k in keys})
+    return IngestSettings(**{k: v for k, v in given.items() if k in keys})
 
 
 def index_location(task: Task, runs_dir: str | Path, settings: IngestSettings) -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.engines.base import Completion, GenRequest, generate_lines
 from ladder.kinds import UNANSWERABLE, Parsed
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 
@@ -41,9 +40,8 @@ def answer_budget(ctx: Context, engine, extra: int = 0) -> int:
     ev = ctx.task.spec.eval
     if ev.max_new_tokens:
         return ev.max_new_tokens
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     outs = [kind.render_output(e.output, ctx.task) for e in ctx.dataset.train[:200]]
     longest = max((engine.count_tokens(o) for o in outs), default=24)
     return min(96, int(longest * 1.3) + 8 + extra)
@@ -99,9 +97,8 @@ def demo_examples(ctx: Context) -> list[Example]:
 
 def by_category(task, examples: list[Example], preds: list[Prediction], key: str = "kind"):
     """Token F1 and exact match per value of a metadata column (product-qa: fact, multi-doc...)."""
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(task.kind)
+    kind = task.kind_impl
     groups: dict[str, list[tuple[float, float]]] = {}
     for ex, p in zip(examples, preds):
         cat = ex.meta.get(key)

@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from ladder.context import Context
-from ladder.solution import Solution
+from ladder.rungs.context import Context
+from ladder.rungs.solution import Solution
 
 
 @dataclass
@@ -69,7 +69,7 @@ def select_on_dev(ctx: Context, candidates: Sequence[Solution], rung: str) -> Pr
     if not dev or len(candidates) == 1:
         only = candidates[0]
         return Prepared(only, {only.variant: {"note": "no dev selection", **_tried(only)}})
-    primary = primary_metric(ctx)
+    primary = ctx.task.metric
     with ctx.phase("dev selection"):
         if ctx.schedule == "exhaustive":
             per_variant = {
@@ -107,8 +107,5 @@ def _tried(candidate: Solution) -> dict[str, Any]:
 
 
 def primary_metric(ctx: Context) -> str:
-    from ladder.registry import registries
-
-    if ctx.task.spec.bar is not None:
-        return ctx.task.spec.bar.metric
-    return registries().kinds.get(ctx.task.kind).primary_metric
+    """The task's judged metric (`Task.metric`); kept for the gateway's router, which calls it."""
+    return ctx.task.metric

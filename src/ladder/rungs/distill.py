@@ -37,12 +37,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import DataError, TaskError
-from ladder.rungs.base import Prepared, RungSkipped, primary_metric, select_on_dev
+from ladder.rungs.base import Prepared, RungSkipped, select_on_dev
+from ladder.rungs.context import Context
 from ladder.rungs.lora import Fitted, Lora, LoraConfig, finish, fit, rung_config, serve_adapter
-from ladder.solution import Solution
+from ladder.rungs.solution import Solution
 
 AUTO = "auto"
 PROMPTING = ("zero-shot", "few-shot")  # the rungs whose best prompt can teach by default
@@ -180,7 +180,7 @@ def rung_teacher(ctx: Context, name: str) -> Teacher:
 
 def teacher_solution(ctx: Context, spec: str) -> Teacher:
     """The teacher `rungs.distill.teacher` names: a rung, an adapter folder or a model."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
     from ladder.registry import registries
     from ladder.rungs.prompting import PromptSolution
     from ladder.training.adapters import META_FILE
@@ -206,12 +206,12 @@ def dev_score(ctx: Context, solution: Solution) -> float | None:
     if not dev:
         return None
     preds = ctx.predict(solution, dev, "dev", desc="distill · teacher · dev")
-    return dev_summary(ctx.task, dev, preds)[primary_metric(ctx)]
+    return dev_summary(ctx.task, dev, preds)[ctx.task.metric]
 
 
 def lora_dev(ctx: Context) -> tuple[float, int] | None:
     """(lora's dev score on the primary metric, dev items) where this run has a lora scorecard."""
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     for card in ctx.store.scorecards(ctx.run_id):
         if card.get("rung") == "lora":
             chosen = [s for s in (card.get("selection") or {}).values() if s.get("chosen")]
@@ -226,7 +226,7 @@ def check_teacher(ctx: Context, teacher: Teacher) -> dict[str, Any]:
     A student learns its teacher's errors: one that scores no higher than lora on dev can only
     give a student worse than lora, at the price of a training. Returns what was compared.
     """
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     lora = lora_dev(ctx)
     if lora is None:
         return {"compared": False, "metric": metric, "why": "no lora scorecard in this run"}
@@ -280,7 +280,7 @@ class Distill(Lora):
         return len(build_pool(ctx, cfg.pool)[0])
 
     def prepare(self, ctx: Context) -> Prepared:
-        from ladder.training.checks import data_curve, forgetting
+        from ladder.rungs.finetune_checks import data_curve, forgetting
 
         cfg: DistillConfig = rung_config(ctx, self)
         chosen = choose_teacher(ctx, cfg)

@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.rungs import answering
 from ladder.rungs.base import Prepared
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 INTRO = "Answer the question from the documents below. "
 
@@ -71,9 +70,8 @@ def corpus_text(ctx: Context) -> tuple[str, int]:
 
 
 def _demo(ctx: Context) -> str:
-    from ladder.registry import registries
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     pool = answering.demo_examples(ctx)
     if not pool:
         return ""
@@ -104,10 +102,9 @@ class LongContextSolution:
     variant = "full-corpus"
 
     def __init__(self, ctx: Context, plan: Plan, model: str):
-        from ladder.registry import registries
 
         self.task, self.plan, self.model = ctx.task, plan, model
-        self.kind = registries().kinds.get(ctx.task.kind)
+        self.kind = ctx.task.kind_impl
         self.engine = ctx.engine(model)
 
     def describe(self) -> dict[str, Any]:
@@ -128,7 +125,7 @@ class LongContextSolution:
         no longer fit the budget)."""
         from ladder.errors import LadderError
 
-        cfg = LongContextConfig.model_validate(ctx.task.rung_config(LongContext.name))
+        cfg: LongContextConfig = ctx.task.rung_settings(LongContext.name)
         model = desc.get("model") or cfg.model or ctx.model
         plan = make_plan(ctx, cfg, ctx.engine(model))
         if plan.reason():

@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ladder.context import Context
 from ladder.dataset import Example
 from ladder.errors import DataError, ModelError, TaskError
-from ladder.prompts import PromptBuilder, PromptParts
 from ladder.rungs.base import Prepared
+from ladder.rungs.context import Context
 from ladder.rungs.prompting import PromptSolution
+from ladder.rungs.prompts import PromptBuilder, PromptParts
 from ladder.timing import timed
 from ladder.training.adapters import DEFAULT_TARGETS
 
@@ -69,9 +69,11 @@ class LoraConfig(BaseModel):
 
 
 def rung_config(ctx: Context, rung) -> Any:
-    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top:
-    an instance of `rung.Config` (callers annotate it, as with `Context.rung_config`)."""
-    raw = {**ctx.task.rung_config(rung.name), **ctx.options.get(rung.name, {})}
+    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top."""
+    overrides = ctx.options.get(rung.name, {})
+    if not overrides:
+        return ctx.task.rung_settings(rung.name)  # validated once, at load
+    raw = {**ctx.task.rung_config(rung.name), **overrides}
     try:
         return rung.Config.model_validate(raw)
     except ValidationError as exc:
@@ -163,7 +165,7 @@ class Fitted:
 
 def base_model(ctx: Context, cfg) -> tuple[str, str]:
     """(name, folder) of the local transformers model to adapt, prepared if needed."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
 
     name = cfg.model or ctx.model
     entry = resolve_model(name, ctx.task)
@@ -331,10 +333,9 @@ def _parallel(cfg, path: str, seed: int, dtype: str | None = None):
 
 def records(ctx: Context, cfg, tokenizer, examples: list[Example]):
     """Token records of examples with the adapter's short prompt; (records, skipped ids)."""
-    from ladder.registry import registries
     from ladder.training.data import build_records
 
-    kind = registries().kinds.get(ctx.task.kind)
+    kind = ctx.task.kind_impl
     builder = short_builder(ctx.task, cfg.max_input_chars)
     return build_records(
         examples,
@@ -347,7 +348,7 @@ def records(ctx: Context, cfg, tokenizer, examples: list[Example]):
 
 def prompt_meta(task, cfg) -> dict[str, Any]:
     """How the adapter's prompts are rendered: enough to rebuild them outside a climb."""
-    from ladder.prompts import BASE
+    from ladder.rungs.prompts import BASE
 
     p = task.spec.prompt
     return {
@@ -366,8 +367,8 @@ def finish(
     """Score dev and hold-out, record the scores in the adapter's metadata and the store."""
     from ladder.evaluation.scorecard import dev_summary
     from ladder.fsutil import atomic_write_json
+    from ladder.rungs.finetune_checks import merged_check
     from ladder.training.adapters import META_FILE
-    from ladder.training.checks import merged_check
 
     dev, holdout = ctx.examples("dev"), ctx.examples("holdout")
     dev_preds = ctx.predict(solution, dev, "dev", desc=f"{rung} · dev") if dev else []
@@ -422,7 +423,7 @@ class Lora:
     def skip_reason(self, ctx: Context) -> str | None:
         import importlib.util
 
-        from ladder.models import resolve_model
+        from ladder.engines.resolve import resolve_model
 
         cfg: LoraConfig = rung_config(ctx, self)
         if importlib.util.find_spec("peft") is None:
@@ -441,7 +442,7 @@ class Lora:
         return min(len(ctx.dataset.train), cfg.max_examples or len(ctx.dataset.train))
 
     def prepare(self, ctx: Context) -> Prepared:
-        from ladder.training.checks import data_curve, forgetting
+        from ladder.rungs.finetune_checks import data_curve, forgetting
 
         cfg: LoraConfig = rung_config(ctx, self)
         train = ctx.dataset.train[: cfg.max_examples] if cfg.max_examples else ctx.dataset.train

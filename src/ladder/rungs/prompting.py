@@ -15,13 +15,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.engines.base import GenRequest, ScoreRequest, generate_lines
-from ladder.prompts import BASE, COT, PromptBuilder, PromptParts, uses_demos
 from ladder.rungs.base import Prepared, select_on_dev
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
+from ladder.rungs.prompts import BASE, COT, PromptBuilder, PromptParts
+from ladder.sandbox import uses_demos
 
+MAX_DEMO_CHARS = 500  # demonstrations are cut to this length unless a rung sets its own
 CONTENT_FREE = ("N/A", "", "[MASK]")  # inputs for contextual calibration (Zhao et al., 2021)
 
 
@@ -120,14 +121,13 @@ class PromptSolution:
         demos: DemoSelector | None = None,
         calibrate: bool = False,
         cot: bool = False,
-        max_demo_chars: int = 500,
+        max_demo_chars: int = MAX_DEMO_CHARS,
         model: str | None = None,
     ):
-        from ladder.registry import registries
 
         self.ctx, self.rung, self.variant = ctx, rung, variant
         self.task = ctx.task
-        self.kind = registries().kinds.get(ctx.task.kind)
+        self.kind = ctx.task.kind_impl
         self.model = model or ctx.model
         self.engine = ctx.engine(self.model)
         self.template_source = template
@@ -217,7 +217,8 @@ class PromptSolution:
             cot=bool(desc.get("chain_of_thought")),
             max_demo_chars=int(
                 desc.get("max_demo_chars")
-                or ctx.task.rung_config(desc["rung"]).get("max_demo_chars", 500)
+                or getattr(ctx.task.rung_settings(desc["rung"]), "max_demo_chars", None)
+                or MAX_DEMO_CHARS
             ),
             model=model or desc.get("model"),
         )
@@ -440,7 +441,7 @@ class FewShotConfig(BaseModel):
         True, description="also try contextually calibrated variants of the fixed demonstrations"
     )
     max_demo_chars: int = Field(
-        500, ge=50, description="demonstrations are truncated to this length"
+        MAX_DEMO_CHARS, ge=50, description="demonstrations are truncated to this length"
     )
     variants: list[str] | None = None
     model: str | None = None

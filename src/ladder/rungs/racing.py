@@ -16,12 +16,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.evaluation.metrics import metric_for
 from ladder.evaluation.scorecard import dev_summary, table_for
 from ladder.evaluation.stats import paired_bootstrap
-from ladder.solution import Prediction, Solution
+from ladder.rungs.context import Context
+from ladder.rungs.solution import Solution
 
 SCHEDULES = ("race", "exhaustive")
 RACE_LEVEL = 0.99  # two-sided level of the paired interval that drops a variant

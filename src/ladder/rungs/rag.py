@@ -23,14 +23,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.errors import LadderError
 from ladder.retrieval import evidence as ev
 from ladder.retrieval.index import MODES, RRF_K, Hit, Retriever
 from ladder.rungs import answering
 from ladder.rungs.base import Prepared, select_on_dev
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 
 INTRO = (
     "Answer each question from the passages given with it. Write a short answer, then the "
@@ -78,12 +77,11 @@ class RagSolution:
     rung = "rag"
 
     def __init__(self, ctx: Context, retriever: Retriever, mode: str, k: int, demo: str, model):
-        from ladder.registry import registries
 
         self.ctx, self.task, self.retriever = ctx, ctx.task, retriever
         self.mode, self.k, self.demo = mode, k, demo
         self.variant = f"{mode}-k{k}"
-        self.kind = registries().kinds.get(ctx.task.kind)
+        self.kind = ctx.task.kind_impl
         self.model = model or ctx.model
         self.engine = ctx.engine(self.model)
         self.max_new_tokens = answering.answer_budget(ctx, self.engine, extra=4)
@@ -228,9 +226,8 @@ class Rag:
 
     def _demo(self, ctx: Context, retriever: Retriever, mode: str) -> str:
         """A worked example from train: its question, two passages and the cited gold answer."""
-        from ladder.registry import registries
 
-        kind = registries().kinds.get(ctx.task.kind)
+        kind = ctx.task.kind_impl
         pool = answering.demo_examples(ctx)[:20]
         for ex, hits in zip(pool, retriever.search([e.input for e in pool], mode, 2)):
             needles = [kind.render_output(ex.output, ctx.task), *ev.gold_quotes(ex)]

@@ -18,9 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ladder.context import Context
 from ladder.errors import LadderError, ModelError
 from ladder.progress import NullProgress, Progress
+from ladder.rungs.context import Context
 from ladder.serve.adapters import AdapterSet, AdapterView, adapter_meta, check_adapter_folder
 from ladder.serve.router import Calibration
 from ladder.serve.schemas import ApiError
@@ -212,7 +212,7 @@ def wanted_adapters(
 
 def large_spec(opts: ServeOptions, task=None) -> tuple[str, ModelSpec]:
     """The large model's name and endpoint from `--large [NAME=]URL|MODEL`."""
-    from ladder.models import resolve_model
+    from ladder.engines.resolve import resolve_model
 
     assert opts.large is not None  # called only when --large is given
     name, _, ref = (
@@ -288,7 +288,7 @@ def _discover(base_url: str, key: str | None) -> str:
 
 
 def _from_model(cat: Catalog, opts: ServeOptions) -> None:
-    from ladder.models import make_engine, resolve_model
+    from ladder.engines.resolve import make_engine, resolve_model
 
     name = opts.model or "gemma-3-270m"
     base = opts.engines.get(name) or make_engine(resolve_model(name))

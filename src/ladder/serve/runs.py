@@ -17,10 +17,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ladder.context import Context
 from ladder.errors import LadderError
 from ladder.fsutil import atomic_write_json
 from ladder.progress import Progress
+from ladder.rungs.context import Context
 from ladder.serve.catalog import (
     Catalog,
     ServeOptions,

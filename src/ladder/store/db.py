@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ladder.dataset import Prediction
 from ladder.errors import StoreError
-from ladder.solution import Prediction
 from ladder.store.migrations import MIGRATIONS
 
 

@@ -11,9 +11,9 @@ Ladder's metadata file `ladder-adapter.json`, which says how to call it. Its fie
   base weights: an adapter is refused on other weights), `quantize`: "none" | "4bit"}.
 - `task`: {`name`, `kind`, `config_hash`, `labels` (classify) or `output_schema` (extract)}.
 - `prompt`: how to render a request exactly as in training: {`template` (Jinja2, see
-  `ladder.prompts`), `parts` ({instructions, label_block, answer_format} booleans),
+  `ladder.rungs.prompts`), `parts` ({instructions, label_block, answer_format} booleans),
   `instructions`, `input_name`, `output_name`, `max_input_chars`}. Inputs longer than
-  `max_input_chars` are cut at a word boundary (`ladder.prompts.truncate`).
+  `max_input_chars` are cut at a word boundary (`ladder.rungs.prompts.truncate`).
 - `answer`: {`mode`: "score" (log-likelihood of each of `choices` after the prompt, pick the
   best) | "generate" (greedy until EOS or a `stop` string, then parse), `choices` (e.g.
   [" spam", " work"]) or null, `stop`, `max_new_tokens`}. Answers start with a space and end
@@ -190,9 +190,8 @@ def describe(
     """The content of `ladder-adapter.json` (fields in the module docstring); `facts` adds
     hyperparameters, fingerprint, data and training. Scores are filled in after evaluation."""
     import ladder
-    from ladder.registry import registries
 
-    choices = registries().kinds.get(task.kind).choices(task)
+    choices = task.kind_impl.choices(task)
     return {
         "name": f"{task.name}-{rung}",
         "rung": rung,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
 from ladder.errors import TaskError
+from ladder.sandbox import compile_template
 from ladder.task import Task
 
 BASE = """\
@@ -44,12 +44,6 @@ Reasoning (think step by step, then stop):"""
 )
 
 BUILTIN_TEMPLATES = {"base": BASE, "cot": COT}
-
-# task files are shared like any config: templates render in the sandbox, so a template can
-# read its variables but never reach Python internals (`cycler.__init__.__globals__.os`)
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False
-)
 
 
 @dataclass(frozen=True)
@@ -80,81 +74,6 @@ def label_block(task: Task) -> str:
     return "Labels: " + ", ".join(task.labels)
 
 
-def compile_template(source: str, name: str = "template") -> jinja2.Template:
-    try:
-        return _ENV.from_string(source)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TaskError(
-            f"prompt template {name!r}, line {exc.lineno}: {exc.message}.",
-            fix="check the Jinja2 syntax ({{ input }}, {% for d in demos %}...).",
-        ) from None
-
-
-def uses_demos(source: str, name: str = "template") -> bool:
-    try:
-        parsed = _ENV.parse(source)
-    except jinja2.TemplateSyntaxError:
-        compile_template(source, name)  # raises the TaskError naming the template and line
-        raise
-    return "demos" in meta.find_undeclared_variables(parsed)
-
-
-def check_template(source: str, name: str) -> None:
-    """Refuse, at task load, a template that does not parse or reaches what the sandbox forbids."""
-    compile_template(source, name)
-    parsed = _ENV.parse(source)
-    attrs = [n.attr for n in parsed.find_all(nodes.Getattr)]
-    attrs += [
-        n.arg.value
-        for n in parsed.find_all(nodes.Getitem)
-        if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)
-    ]
-    private = next((a for a in attrs if a.startswith("_")), None)
-    if private is not None:
-        raise TaskError(
-            f"prompt template {name!r} reaches the attribute {private!r}, which the template sandbox refuses.",
-            fix="use only the template variables (input, demos, labels, instructions, ...), not Python internals.",
-        )
-    _trial_render(source, name)
-
-
-_TRIAL = {
-    "instructions": "Sort it.",
-    "labels": ["a", "b"],
-    "label_block": "Labels: a, b",
-    "answer_format": "Answer with one label.",
-    "demos": [{"input": "x", "output": "a"}],
-    "input": "y",
-    "input_name": "Input",
-    "output_name": "Answer",
-}
-
-
-def _trial_render(source: str, name: str) -> None:
-    """Render once on stand-in values, so an unknown variable or a refused call fails at load."""
-    try:
-        compile_template(source, name).render(**_TRIAL)
-    except jinja2.UndefinedError as exc:
-        raise TaskError(
-            f"prompt template {name!r} uses an unknown variable: {exc.message}.",
-            fix="use only: " + ", ".join(_TRIAL) + ".",
-        ) from None
-    except SecurityError as exc:
-        raise TaskError(
-            f"prompt template {name!r} was refused by the sandbox: {exc}.",
-            fix="use only the template variables ("
-            + ", ".join(_TRIAL)
-            + "), not Python internals.",
-        ) from None
-    except Exception as exc:
-        raise TaskError(
-            f"prompt template {name!r} fails to render: {type(exc).__name__}: {exc}.",
-            fix="check the expressions in the template against its variables: "
-            + ", ".join(_TRIAL)
-            + ".",
-        ) from None
-
-
 class PromptBuilder:
     """Renders prompts for one task, template and set of parts."""
 
@@ -165,10 +84,9 @@ class PromptBuilder:
         parts: PromptParts = PromptParts(),
         name: str = "base",
     ):
-        from ladder.registry import registries
 
         self.task = task
-        self.kind = registries().kinds.get(task.kind)
+        self.kind = task.kind_impl
         self.template = compile_template(template, name)
         self.name = name
         self.parts = parts

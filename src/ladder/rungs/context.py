@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder.dataset import Dataset, Example
+from ladder.dataset import Dataset, Example, Prediction
 from ladder.progress import NullProgress, Progress
-from ladder.solution import Prediction, Solution
+from ladder.rungs.solution import Solution
 from ladder.store.db import Store
 from ladder.task import Task
 
@@ -44,7 +44,7 @@ class Context:
 
     def engine(self, name: str | None = None):
         """The engine for a model name (the task's model by default), loaded once per climb."""
-        from ladder.models import make_engine, resolve_model
+        from ladder.engines.resolve import make_engine, resolve_model
 
         name = name or self.model
         if name not in self._engines:
@@ -63,7 +63,7 @@ class Context:
         if num is None:
             return  # remote engines: the server's formats are not Ladder's to choose
         if num.pending:
-            from ladder.evaluation.numerics import check_on_dev
+            from ladder.rungs.numerics_check import check_on_dev
 
             num.pending = False
             check_on_dev(self, name, self._engines[name])
@@ -94,8 +94,8 @@ class Context:
         return self._embedder
 
     def rung_config(self, rung) -> Any:
-        cfg = self.task.rung_config(rung.name)
-        return rung.Config.model_validate(cfg) if getattr(rung, "Config", None) else cfg
+        """The rung's settings from task.yaml, validated once by `load_task`."""
+        return self.task.rung_settings(rung.name)
 
     def examples(self, split: str) -> list[Example]:
         exs = self.dataset.splits[split]

@@ -21,10 +21,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ladder.context import Context
-from ladder.dataset import Example
+from ladder.dataset import Example, Prediction
 from ladder.errors import TaskError
-from ladder.solution import Prediction
+from ladder.rungs.context import Context
 from ladder.timing import timed
 
 BUNDLED_TEXT = Path(__file__).with_name("adjacent.txt")
@@ -105,7 +104,7 @@ def curve_unneeded(ctx: Context, n_train: int, n_hold: int, full: dict[str, Any]
     curve it falls back to its rule of thumb (train and hold-out sizes), which then says yes too.
     `--schedule exhaustive` always measures the curve.
     """
-    from ladder.decide.gates import MIN_HOLDOUT, MIN_TRAIN
+    from ladder.guard import MIN_HOLDOUT, MIN_TRAIN
 
     bar = ctx.task.spec.bar
     if ctx.schedule == "exhaustive" or bar is None or full["metric"] != bar.metric:
@@ -122,9 +121,8 @@ def curve_point(ctx: Context, n: int, holdout: list[Example], preds: list[Predic
     from ladder.evaluation.metrics import metric_for
     from ladder.evaluation.scorecard import table_for
     from ladder.evaluation.stats import bootstrap_ci
-    from ladder.rungs.base import primary_metric
 
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     ev = ctx.task.spec.eval
     table = table_for(ctx.task, holdout, preds)
     fn = metric_for(ctx.task.kind, metric).fn

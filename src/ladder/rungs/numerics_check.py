@@ -59,10 +59,9 @@ def compare(task, items, fp32, bf16, seconds: tuple[float, float]) -> dict[str, 
     from ladder.evaluation.metrics import metric_for
     from ladder.evaluation.scorecard import table_for
     from ladder.evaluation.stats import paired_bootstrap
-    from ladder.registry import registries
 
     n = len(items)
-    metric = registries().kinds.get(task.kind).primary_metric
+    metric = task.kind_impl.primary_metric
     same = [a.output == b.output and a.valid == b.valid for a, b in zip(fp32, bf16)]
     agreement = float(np.mean(same)) if n else 0.0
     fn = metric_for(task.kind, metric).fn

@@ -1,0 +1,77 @@
+"""The import layers (pyproject.toml's `[tool.importlinter]`, DESIGN.md's "Proposed layout").
+
+`lint-imports` must keep the contract on this source tree, and must break it when a lower layer
+imports a higher one, even inside a function, so that the check cannot pass vacuously.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    if not LINT_IMPORTS.exists():
+        pytest.fail(
+            f"{LINT_IMPORTS} is missing: install the dev extra (`make install`), which pins "
+            "import-linter."
+        )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), *sys.path])}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_source_tree_keeps_its_layers():
+    res = lint_imports(ROOT)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "Contracts: 1 kept, 0 broken." in out
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    metrics = tmp_path / "src" / "ladder" / "evaluation" / "metrics.py"
+    # inside a function, the way a cycle is usually hidden: it still counts
+    metrics.write_text(
+        metrics.read_text(encoding="utf-8")
+        + "\n\ndef _upward():\n    from ladder.climb import ClimbOptions\n\n    return ClimbOptions\n",
+        encoding="utf-8",
+    )
+    res = lint_imports(tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "ladder.evaluation is not allowed to import ladder.climb" in out
+
+
+def test_registry_imports_nothing_it_registers():
+    """The old circle (registry -> builtins -> every rung, kind and engine -> registry) is gone:
+    the registry loads the built-ins through their entry point, by name."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import grimp; g = grimp.build_graph('ladder'); "
+            "print(sorted(g.find_modules_directly_imported_by('ladder.registry')))",
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "['ladder.errors']"
