@@ -161,6 +161,8 @@ def main() -> None:
         "args": vars(args),
         "tasks": {},
     }
+    tag = "" if args.tasks == ",".join(TASKS) else "-" + args.tasks.replace(",", "+")
+    path = Path(args.out) / f"decisions{tag}.json"
     for name in args.tasks.split(","):
         folder, summary = prepare(name, work, env)
         row: dict = {**summary, "stop_at_bar": climb(folder, args, False, env)}
@@ -172,9 +174,7 @@ def main() -> None:
         out["tasks"][name] = row
         brief = {k: row["stop_at_bar"].get(k) for k in ("recommendation", "basis", "wall_s")}
         print(name, json.dumps(brief), flush=True)
-    tag = "" if args.tasks == ",".join(TASKS) else "-" + args.tasks.replace(",", "+")
-    path = Path(args.out) / f"decisions{tag}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+        path.write_text(json.dumps(out, indent=2) + "\n")  # after each task: hours of work
     print(f"wrote {path}")
 
 
