@@ -70,9 +70,9 @@ def test_a_budgeted_climb_plans_finishes_and_records_its_phase_times(run_cli):
         "--rungs",
         "zero-shot,few-shot",
         "--budget",
-        "3m",
+        "2m",
         "--limit",
-        "40",
+        "30",
         "--all",
     )
     assert code == 0, err
@@ -81,7 +81,7 @@ def test_a_budgeted_climb_plans_finishes_and_records_its_phase_times(run_cli):
     run = store.list_runs("email-triage")[0]
     assert run["status"] == "finished"
     plan = json.loads((Path(run["run_dir"]) / "plan.json").read_text())
-    assert plan["budget_s"] == 180 and plan["speed"]["items"] > 0 and plan["eta_s"] > 0
+    assert plan["budget_s"] == 120 and plan["speed"]["items"] > 0 and plan["eta_s"] > 0
     phases = {(r["rung"], r["phase"]): r["seconds"] for r in store.phase_times(run["id"])}
     for rung in ("zero-shot", "few-shot"):
         assert phases.get((rung, "dev selection"), 0) > 0, phases
