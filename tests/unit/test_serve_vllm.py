@@ -91,7 +91,10 @@ def opts(run, **vllm):
 def expected_label(body: dict, labels: list[str]) -> str:
     """The label the stand-in's log-probabilities favour for one scoring request."""
     full = body["prompt"]
-    prompt = os.path.commonprefix(full)
+    # the prompt all choices share (a shared first character of the choices shifts every score
+    # alike, so where exactly it ends does not change the pick)
+    cut = next((i for i, cs in enumerate(zip(*full)) if len(set(cs)) > 1), min(map(len, full)))
+    prompt = full[0][:cut]
     scores = [
         sum(char_logprob(body["model"], f, j) for j in range(len(prompt), len(f))) for f in full
     ]
