@@ -8,7 +8,6 @@ recorded.
 `python -m vllm.entrypoints.openai.api_server ...` runs it when tests/vllm_stub is first on
 PYTHONPATH (the package there forwards to `main`)."""
 
-
 import argparse
 import zlib
 from dataclasses import dataclass, field

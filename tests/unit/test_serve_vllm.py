@@ -202,3 +202,27 @@ def test_bad_vllm_options_are_clear(run, run_cli, tmp_path):
     with pytest.raises(LadderError, match="ranks up to 512"):
         lora_rank({"big": tmp_path / "big"})
     assert lora_rank({"a": run["adapter"]}) == 8
+
+
+def test_the_engine_worker_waits_for_a_batch_only_while_more_requests_are_in_flight():
+    import time
+
+    from ladder.serve.worker import Worker
+
+    w = Worker(max_wait_s=1.5)
+    try:
+        t0 = time.perf_counter()
+        assert w.submit("k", 1, lambda xs: xs).result(timeout=5) == 1
+        assert time.perf_counter() - t0 >= 1.4  # not told what is coming: it waits, as before
+        with w.expecting():  # the gateway is handling this one request only
+            t0 = time.perf_counter()
+            assert w.submit("k", 2, lambda xs: xs).result(timeout=5) == 2
+            assert time.perf_counter() - t0 < 1.0
+        sizes = []
+        with w.expecting(), w.expecting():  # two in flight: the first waits for the second
+            f1 = w.submit("k", 3, lambda xs: sizes.append(len(xs)) or xs)
+            f2 = w.submit("k", 4, lambda xs: sizes.append(len(xs)) or xs)
+            assert (f1.result(timeout=5), f2.result(timeout=5)) == (3, 4)
+        assert sizes == [2]
+    finally:
+        w.close()
