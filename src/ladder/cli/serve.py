@@ -160,6 +160,40 @@ def serve_cmd(
     runs: Annotated[
         str | None, typer.Option("--runs", help="run store folder (default ./runs or $LADDER_RUNS)")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="hf: the base model and adapters in this process; vllm: on a vLLM server (started here, or --vllm-url)",
+        ),
+    ] = "hf",
+    vllm_url: Annotated[
+        str | None,
+        typer.Option(
+            "--vllm-url",
+            help="a running vLLM server (http://HOST:PORT/v1); leave out to start one from .venv-vllm",
+        ),
+    ] = None,
+    vllm_python: Annotated[
+        str | None,
+        typer.Option("--vllm-python", help="the Python with vllm installed (default .venv-vllm's)"),
+    ] = None,
+    vllm_port: Annotated[
+        int | None,
+        typer.Option(
+            "--vllm-port",
+            min=1,
+            max=65535,
+            help="port of the vLLM server Ladder starts (default: free)",
+        ),
+    ] = None,
+    vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vllm-arg",
+            help="one more flag for the vLLM server Ladder starts, e.g. --vllm-arg=--dtype=bfloat16; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Serve a run's winner behind an OpenAI-compatible API (chat, completions, streaming), with a request log."""
     require("fastapi", "serve", "The gateway")
@@ -168,6 +202,7 @@ def serve_cmd(
     from ladder.serve.logs import open_db, safe_url
     from ladder.serve.runs import open_run
     from ladder.serve.server import run as run_server
+    from ladder.serve.vllm import VLLMOptions
 
     if no_auth and host not in LOOPBACK:
         raise LadderError(
@@ -176,6 +211,19 @@ def serve_cmd(
         )
     if sum(x is not None for x in (target_quality, target_share, threshold)) > 1:
         raise LadderError("give one of --target-quality, --target-share or --threshold.")
+    if engine not in ("hf", "vllm"):
+        raise typer.BadParameter("use hf or vllm", param_hint="--engine")
+    vllm_given = [
+        f for f, v in (("--vllm-url", vllm_url), ("--vllm-python", vllm_python),
+                       ("--vllm-port", vllm_port), ("--vllm-arg", vllm_arg)) if v
+    ]  # fmt: skip
+    if vllm_given and engine != "vllm":
+        raise LadderError(f"{', '.join(vllm_given)} needs --engine vllm.")
+    if vllm_url and (vllm_python or vllm_port or vllm_arg):
+        raise LadderError(
+            "--vllm-python, --vllm-port and --vllm-arg start a vLLM server; --vllm-url uses a running one.",
+            fix="give one or the other.",
+        )
     runs_dir = runs
     if run:  # an unknown run fails here, before anything loads
         store, _ = open_run(run, runs)
@@ -213,6 +261,8 @@ def serve_cmd(
         large_price=_prices(large_price),
         price_files=[str(p) for p in prices or []],
         limits=limits,
+        engine=engine,
+        vllm=VLLMOptions(url=vllm_url, python=vllm_python, port=vllm_port, args=vllm_arg or []),
     )
     with RichProgress() as progress:
         catalog = build_catalog(opts, progress)

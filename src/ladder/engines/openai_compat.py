@@ -18,6 +18,7 @@ from ladder.errors import EngineError
 
 class OpenAIEngine:
     supports_scoring = False
+    in_process = False  # behind HTTP: the gateway calls it from a thread pool, many at once
 
     def __init__(
         self,

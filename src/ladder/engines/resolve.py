@@ -141,9 +141,9 @@ def vllm_entry(name: str) -> ModelEntry:
             f"{name!r}: a vLLM model is named by its server's URL.",
             fix="write it as vllm:http://HOST:PORT/v1 (optionally #SERVED-NAME).",
         )
-    return ModelEntry(
-        name, ModelSpec(engine="vllm", base_url=url, model=served or None), "vLLM server"
-    )
+    # a scoring call on a CPU server can take minutes when many are in flight
+    spec = ModelSpec(engine="vllm", base_url=url, model=served or None, timeout=600)
+    return ModelEntry(name, spec, "vLLM server")
 
 
 def vllm_factory(entry: ModelEntry):

@@ -9,27 +9,47 @@ vLLM speaks the OpenAI API and adds what a climb needs from a local engine:
 - LoRA: an adapter vLLM serves (`--lora-modules NAME=DIR`, or loaded at run time through
   `/v1/load_lora_adapter`) is a model name; `remote_model` picks it.
 Raw prompts go to the completions API (Ladder renders its own templates); usage and latency
-come from each response, like every engine.
+come from each response, like every engine. Requests of a batch go concurrently (vLLM batches
+them itself); given the model's tokenizer, token counts are exact rather than estimated.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores, truncate_at_stop
 from ladder.engines.openai_compat import OpenAIEngine, _short
 from ladder.errors import EngineError
 
+_TOKENIZING = threading.Lock()  # a fast tokenizer is not safe to call from two threads at once
+
 
 class VLLMEngine(OpenAIEngine):
     supports_scoring = True
 
-    def __init__(self, model: str, *, base_url: str, remote_model: str | None = None, **kw):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        remote_model: str | None = None,
+        tokenizer=None,
+        **kw,
+    ):
         super().__init__(model, remote_model=remote_model or "?", base_url=base_url, **kw)
         self.api = "completions"
+        self.tokenizer = tokenizer  # the served model's own (a transformers tokenizer), if known
         if remote_model is None:
             self.remote_model = self.served_base()
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer is None:
+            return super().count_tokens(text)
+        with _TOKENIZING:
+            return len(self.tokenizer(text).input_ids)
 
     def served(self) -> list[dict[str, Any]]:
         """The server's models: the base and every LoRA adapter it holds (`parent` set)."""
@@ -84,7 +104,10 @@ class VLLMEngine(OpenAIEngine):
         return Completion(text, tin, tout, dt, dt, choice.finish_reason or "stop")
 
     def score(self, requests: list[ScoreRequest]) -> list[Scores]:
-        return [self._score(r) for r in requests]
+        if len(requests) == 1:
+            return [self._score(requests[0])]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self._score, requests))
 
     def _score(self, req: ScoreRequest) -> Scores:
         """log P(choice | prompt) for every choice, from one echoed completions call."""

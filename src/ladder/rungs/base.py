@@ -104,8 +104,3 @@ def _tried(candidate: Solution) -> dict[str, Any]:
     """What a candidate tries (instructions, format, demonstrations, calibration...), if it says."""
     techniques = getattr(candidate, "techniques", None)
     return {"techniques": techniques()} if callable(techniques) else {}
-
-
-def primary_metric(ctx: Context) -> str:
-    """The task's judged metric (`Task.metric`); kept for the gateway's router, which calls it."""
-    return ctx.task.metric

@@ -71,6 +71,11 @@ def _pieces(text: str) -> list[str]:
 
 
 async def _serve(gw: Gateway, request, endpoint: str):
+    with gw.catalog.worker.expecting():  # the engine worker batches only while more may come
+        return await _serve_one(gw, request, endpoint)
+
+
+async def _serve_one(gw: Gateway, request, endpoint: str):
     t0 = time.perf_counter()
     rid = ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
     rec = _record(rid, endpoint, await gw.key_id(request), gw.catalog)
@@ -111,6 +116,11 @@ async def _serve(gw: Gateway, request, endpoint: str):
 
 
 async def _embed(gw: Gateway, request):
+    with gw.catalog.worker.expecting():
+        return await _embed_one(gw, request)
+
+
+async def _embed_one(gw: Gateway, request):
     t0 = time.perf_counter()
     rid = "emb-" + uuid.uuid4().hex[:24]
     rec = _record(rid, "embeddings", await gw.key_id(request), gw.catalog)

@@ -12,6 +12,7 @@ Model names:
 from __future__ import annotations
 
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,6 +69,8 @@ class ServeOptions:
     price_files: list[str] = field(default_factory=list)  # price files over the task's
     limits: Limits = field(default_factory=Limits)
     engines: dict[str, Any] = field(default_factory=dict)  # prebuilt engines by model name
+    engine: str = "hf"  # hf: the base model and adapters in this process; vllm: on a vLLM server
+    vllm: Any = None  # ladder.serve.vllm.VLLMOptions (with engine="vllm")
 
 
 class Catalog:
@@ -91,6 +94,7 @@ class Catalog:
         self.lines: list[str] = []  # what is served, for the startup banner
         # the embedding model behind /v1/embeddings, when installed
         self.embeddings: EmbeddingModel | None = None
+        self.closers: list[Any] = []  # run last by close(): a vLLM server Ladder started
 
     def add(self, target) -> None:
         self.targets[target.name] = target
@@ -124,6 +128,8 @@ class Catalog:
             self.ctx.close()
         for eng in self.engines:
             eng.close()
+        while self.closers:
+            self.closers.pop()()
 
 
 def build_catalog(opts: ServeOptions, progress: Progress | None = None) -> Catalog:
@@ -164,7 +170,51 @@ def add_embeddings(cat: Catalog) -> None:
 
 
 def is_local(engine) -> bool:
+    """The run's own model (self-hosted, priced per hour), in this process or on vLLM."""
     return engine.info().get("engine") != "openai"
+
+
+def in_process(engine) -> bool:
+    """Runs on the gateway's engine worker (one thread, batched), not behind HTTP."""
+    return getattr(engine, "in_process", True)
+
+
+def add_vllm(
+    cat: Catalog,
+    opts: ServeOptions,
+    name: str,
+    wanted: dict[str, Path],
+    *,
+    task=None,
+    log: Path,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], dict[Path, str]]:
+    """The base model and every adapter on vLLM (started here, or at --vllm-url), exposed as raw
+    models; returns the engines by model name and {adapter folder: adapter name}."""
+    from ladder.serve.vllm import VLLMOptions, serve_on_vllm
+
+    served, engines = serve_on_vllm(
+        name, wanted, opts.vllm or VLLMOptions(), task=task, log=log, progress=progress
+    )
+    if served.server is not None:
+        cat.closers.append(served.server.stop)
+    cat.engines.extend(engines.values())
+    price_local(cat, opts, task, engines[name])  # this machine's rate (--price-hour for another)
+    if served.max_model_len:  # vLLM refuses longer prompts; the gateway says so first
+        cat.limits.max_prompt_tokens = min(cat.limits.max_prompt_tokens, served.max_model_len - 1)
+    local = partial(
+        LocalModel,
+        worker=cat.worker,
+        price_hour=cat.price_hour,
+        timeout=cat.limits.request_timeout_s,
+        pool=cat.pool,
+        gate=cat.remote_gate,
+    )
+    cat.add(local(name, engines[name]))
+    for ad_name in wanted:
+        cat.add(local(ad_name, engines[ad_name], kind="adapter"))
+    cat.lines.extend(served.lines)
+    return engines, {Path(path).resolve(): ad_name for ad_name, path in wanted.items()}
 
 
 def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]):
@@ -291,6 +341,13 @@ def _from_model(cat: Catalog, opts: ServeOptions) -> None:
     from ladder.engines.resolve import make_engine, resolve_model
 
     name = opts.model or "gemma-3-270m"
+    if opts.engine == "vllm":
+        log = Path(tempfile.mkdtemp(prefix="ladder-vllm-")) / "vllm.log"
+        add_vllm(cat, opts, name, wanted_adapters(opts, None, None, None), log=log)
+        if opts.large:
+            _, engine, _ = add_large(cat, opts)
+            cat.engines.append(engine)
+        return
     base = opts.engines.get(name) or make_engine(resolve_model(name))
     cat.engines.append(base)
     price_local(cat, opts, None, base)

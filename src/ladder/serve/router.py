@@ -101,8 +101,6 @@ def calibrate(
     threshold: float | None = None,
 ) -> Calibration:
     """Calibrate on the hold-out items the run predicted with the small solution."""
-    from ladder.rungs.base import primary_metric
-
     examples, small_preds = _holdout(ctx, small.solution)
     conf = confidences(small.solution, examples, small_preds)
     large_preds = None
@@ -117,7 +115,7 @@ def calibrate(
             f"calibrating to a target quality needs the large model's answers on the hold-out, but it failed: {large_error}",
             fix="start the upstream, or calibrate to a share of large calls with --target-share.",
         )
-    metric = primary_metric(ctx)
+    metric = ctx.task.metric
     curve = calibration_curve(ctx.task, examples, small_preds, conf, large_preds, metric, threshold)
     if threshold is not None:  # set by hand: the curve says what it does
         point, note = next(p for p in curve if p["threshold"] == round(threshold, 6)), None

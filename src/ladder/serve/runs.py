@@ -26,6 +26,8 @@ from ladder.serve.catalog import (
     ServeOptions,
     add_adapters,
     add_large,
+    add_vllm,
+    in_process,
     is_local,
     price_local,
     wanted_adapters,
@@ -77,9 +79,16 @@ def from_run(cat: Catalog, opts: ServeOptions, progress: Progress) -> None:
     ctx = cat.ctx = _context(store, run, opts, progress)
     task = ctx.task
     cat.task, cat.run_id = task.name, run["id"]
-    base = ctx.engine(ctx.model)
-    by_path = {}
-    if is_local(base):
+    by_path: dict[Path, str] = {}
+    if opts.engine == "vllm":  # the base model and the adapters on vLLM; no model loaded here
+        wanted = wanted_adapters(opts, store, run, task.name)
+        log = ctx.run_dir / "serve" / "vllm.log"
+        engines, by_path = add_vllm(
+            cat, opts, ctx.model, wanted, task=task, log=log, progress=progress
+        )
+        for name, engine in engines.items():
+            ctx.set_engine(name, engine)
+    elif is_local(base := ctx.engine(ctx.model)):
         price_local(cat, opts, task, base)
         by_path = add_adapters(cat, base, ctx.model, wanted_adapters(opts, store, run, task.name))
         if by_path:
@@ -160,13 +169,13 @@ def rebuild(ctx: Context, desc: dict[str, Any], by_path: dict[Path, str]):
 
 
 def _task_model(cat: Catalog, name: str, sol, route: str, *, likelihood: bool) -> TaskModel:
-    local = is_local(sol.engine)
+    local, here = is_local(sol.engine), in_process(sol.engine)
     return TaskModel(
         name,
         sol,
         route,
-        worker=cat.worker if local else None,
-        pool=None if local else cat.pool,
+        worker=cat.worker if here else None,
+        pool=None if here else cat.pool,
         gate=cat.remote_gate,
         confidence=partial(confidences, likelihood=likelihood),
         price_hour=cat.price_hour if local else 0.0,

@@ -173,9 +173,13 @@ class LocalModel(Target):
         kind: str = "model",
         price_hour: float = 0.0,
         timeout: float = 120.0,
+        pool: ThreadPoolExecutor | None = None,
+        gate: Gate | None = None,
     ):
         self.name, self.engine, self.worker, self.kind = name, engine, worker, kind
         self.price_hour, self.timeout = price_hour, timeout
+        # an engine in another process (vLLM) is called from a thread pool, many at once
+        self.pool, self.gate = pool, gate or Gate(256, "the model server")
         info = engine.info()
         self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
             f" + adapter {info['adapter']}" if info.get("adapter") else ""
@@ -212,7 +216,13 @@ class LocalModel(Target):
             seed=call.seed,
             json_schema=schema,
         )
-        comp = await on_worker(self.worker, self.name, req, self.engine.generate, self.timeout)
+        if self.pool is not None:
+            loop = asyncio.get_running_loop()
+            with self.gate.slot():
+                fut = loop.run_in_executor(self.pool, self.engine.generate, [req])
+                comp = (await asyncio.wait_for(fut, self.timeout))[0]
+        else:
+            comp = await on_worker(self.worker, self.name, req, self.engine.generate, self.timeout)
         return Answer(
             comp.text,
             self.name,
@@ -248,14 +258,12 @@ class TaskModel(Target):
         prices: tuple[float, float] = (0.0, 0.0),
         timeout: float = 120.0,
     ):
-        from ladder.registry import registries
-
         self.name, self.solution, self.route = name, solution, route
         self.worker, self.pool, self.timeout = worker, pool, timeout
         self.gate = gate or Gate(256, "the remote model")  # bounds the pool's waiting line
         self.confidence = confidence  # (solution, examples, preds) -> list[float | None]
         self.price_hour, self.prices = price_hour, prices
-        self.kind_ = registries().kinds.get(solution.task.kind)
+        self.kind_ = solution.task.kind_impl
         self.description = (
             f"{solution.task.name}: {solution.rung} · {solution.variant} on {solution.model}"
         )

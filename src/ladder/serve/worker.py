@@ -65,6 +65,10 @@ class Worker:
         # when the engine was idle, wait this long for a burst of requests to fill the batch:
         # 5 ms against batches of 0.1-10 s; without it the first request of a burst runs alone
         self.max_wait_s = max_wait_s
+        # requests the gateway is handling now (`expecting`): when every one of them is already
+        # queued, no burst is coming and the batch runs at once instead of waiting max_wait_s
+        self.incoming = 0
+        self.counts_incoming = False  # set by the first `expecting`; without it, always wait
         self._jobs: deque[Job] = deque()
         self._cv = threading.Condition()
         self._stop = False
@@ -72,6 +76,19 @@ class Worker:
         self.busy_s = 0.0  # seconds the engine spent on batches (utilisation = busy / elapsed)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
+
+    @contextmanager
+    def expecting(self):
+        """Around a request the gateway handles: it may reach this worker."""
+        self.counts_incoming = True
+        self.incoming += 1
+        try:
+            yield
+        finally:
+            self.incoming -= 1
+
+    def _more_coming(self) -> bool:
+        return not self.counts_incoming or self.incoming > len(self._jobs)
 
     def depth(self) -> int:
         with self._cv:
@@ -100,7 +117,7 @@ class Worker:
                 while not self._jobs and not self._stop:
                     self._cv.wait()
                 deadline = time.monotonic() + self.max_wait_s
-                while len(self._jobs) < self.max_batch and not self._stop:
+                while len(self._jobs) < self.max_batch and self._more_coming() and not self._stop:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
