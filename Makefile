@@ -45,7 +45,8 @@ PROMPTFOO_DIR ?= $(HOME)/.cache/ladder/promptfoo-$(PROMPTFOO_VERSION)
 $(PROMPTFOO_DIR)/node_modules/.bin/promptfoo:
 	@if command -v npm >/dev/null 2>&1; then \
 	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --ignore-scripts \
-	    --loglevel=error --prefix $(PROMPTFOO_DIR) promptfoo@$(PROMPTFOO_VERSION); \
+	    --loglevel=error --prefix $(PROMPTFOO_DIR) promptfoo@$(PROMPTFOO_VERSION) \
+	  || echo "npm could not install promptfoo: the round trip will skip, saying so"; \
 	else echo "npm not found: the promptfoo round trip will skip (apt install nodejs npm)"; fi
 
 promptfoo: $(PROMPTFOO_DIR)/node_modules/.bin/promptfoo
