@@ -37,14 +37,14 @@ $(VLLM_VENV)/.installed:
 vllm-venv: $(VLLM_VENV)/.installed
 
 # promptfoo from npm for the export round trip (tests/integration/test_promptfoo_roundtrip.py):
-# 0.118.17 is the newest release that runs on Debian's node 20. npm runs none of its install
-# scripts (its native SQLite binding is not needed for `promptfoo eval -o results.json`), so this
-# takes about 4 minutes once. Without npm the round trip skips, saying how to install it.
+# 0.118.17 is the newest release that runs on Debian's node 20. Its SQLite binding
+# (better-sqlite3) builds from source against the system node's headers: about 4 minutes, once.
+# Without npm, or if the install fails, the round trip skips, saying how to install it.
 PROMPTFOO_VERSION ?= 0.118.17
 PROMPTFOO_DIR ?= $(HOME)/.cache/ladder/promptfoo-$(PROMPTFOO_VERSION)
 $(PROMPTFOO_DIR)/node_modules/.bin/promptfoo:
 	@if command -v npm >/dev/null 2>&1; then \
-	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --ignore-scripts \
+	  npm_config_nodedir=/usr PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund \
 	    --loglevel=error --prefix $(PROMPTFOO_DIR) promptfoo@$(PROMPTFOO_VERSION) \
 	  || echo "npm could not install promptfoo: the round trip will skip, saying so"; \
 	else echo "npm not found: the promptfoo round trip will skip (apt install nodejs npm)"; fi
