@@ -68,7 +68,7 @@ def test_a_budgeted_climb_plans_finishes_and_records_its_phase_times(run_cli):
         "climb",
         ROOT / "examples/email-triage",
         "--rungs",
-        "zero-shot,few-shot",
+        "zero-shot",  # the prompting rung every climb starts with; CI time is precious
         "--budget",
         "2m",
         "--limit",
@@ -83,7 +83,7 @@ def test_a_budgeted_climb_plans_finishes_and_records_its_phase_times(run_cli):
     plan = json.loads((Path(run["run_dir"]) / "plan.json").read_text())
     assert plan["budget_s"] == 120 and plan["speed"]["items"] > 0 and plan["eta_s"] > 0
     phases = {(r["rung"], r["phase"]): r["seconds"] for r in store.phase_times(run["id"])}
-    for rung in ("zero-shot", "few-shot"):
+    for rung in ("zero-shot",):
         assert phases.get((rung, "dev selection"), 0) > 0, phases
         assert phases.get((rung, "hold-out"), 0) > 0, phases
     assert "dev selection" in out  # the phase table printed at the end
