@@ -7,6 +7,7 @@ reported, undone and left out; a rung's family is what it declares.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +30,9 @@ def plugin_site(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "examples" / "plugin", source)
     res = subprocess.run(
         [
-            *(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"),
+            *(sys.executable, "-m", "pip", "install", "-q", "--no-deps"),
+            # the venv's setuptools builds it offline; without one pip fetches it from PyPI
+            *(["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []),
             *("--target", str(site), str(source)),
         ],
         capture_output=True,
