@@ -7,6 +7,8 @@ checks every extra template here before any run exists; `ladder.rungs.prompts` r
 
 from __future__ import annotations
 
+from typing import Any
+
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -70,24 +72,26 @@ _TRIAL = {
 
 def _trial_render(source: str, name: str) -> None:
     """Render once on stand-in values, so an unknown variable or a refused call fails at load."""
+    render(compile_template(source, name), name, _TRIAL)
+
+
+def render(template: jinja2.Template, name: str, variables: dict[str, Any]) -> str:
+    """Render a compiled template; what the template gets wrong is a TaskError naming it."""
+    known = ", ".join(variables)
     try:
-        compile_template(source, name).render(**_TRIAL)
+        return template.render(**variables)
     except jinja2.UndefinedError as exc:
         raise TaskError(
             f"prompt template {name!r} uses an unknown variable: {exc.message}.",
-            fix="use only: " + ", ".join(_TRIAL) + ".",
+            fix=f"use only: {known}.",
         ) from None
     except SecurityError as exc:
         raise TaskError(
             f"prompt template {name!r} was refused by the sandbox: {exc}.",
-            fix="use only the template variables ("
-            + ", ".join(_TRIAL)
-            + "), not Python internals.",
+            fix=f"use only the template variables ({known}), not Python internals.",
         ) from None
     except Exception as exc:
         raise TaskError(
             f"prompt template {name!r} fails to render: {type(exc).__name__}: {exc}.",
-            fix="check the expressions in the template against its variables: "
-            + ", ".join(_TRIAL)
-            + ".",
+            fix=f"check the expressions in the template against its variables: {known}.",
         ) from None

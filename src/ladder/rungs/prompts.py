@@ -11,11 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SecurityError
-
-from ladder.errors import TaskError
-from ladder.sandbox import compile_template
+from ladder.sandbox import compile_template, render
 from ladder.task import Task
 
 BASE = """\
@@ -114,17 +110,4 @@ class PromptBuilder:
             "input_name": self.input_name,
             "output_name": self.output_name,
         }
-        try:
-            return self.template.render(**ctx)
-        except jinja2.UndefinedError as exc:
-            raise TaskError(
-                f"prompt template {self.name!r} uses an unknown variable: {exc.message}.",
-                fix="use only: " + ", ".join(ctx) + ".",
-            ) from None
-        except SecurityError as exc:
-            raise TaskError(
-                f"prompt template {self.name!r} was refused by the sandbox: {exc}.",
-                fix="use only the template variables ("
-                + ", ".join(ctx)
-                + "), not Python internals.",
-            ) from None
+        return render(self.template, self.name, ctx)
