@@ -46,7 +46,8 @@ SHARED = next(
 LADDER = [str(Path(sys.executable).with_name("ladder"))]  # the installed command, as users run it
 
 
-def banking(folder: Path, per_label: int = 60, labels: int = 10) -> Path:
+def banking(folder: Path, per_label: int | None = None, labels: int = 10) -> Path:
+    per_label = per_label or 60
     with (SHARED / "banking77" / "train.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     top = {lab for lab, _ in Counter(r["category"] for r in rows).most_common(labels)}
@@ -62,17 +63,24 @@ def banking(folder: Path, per_label: int = 60, labels: int = 10) -> Path:
     return out
 
 
-def cfpb(folder: Path) -> Path:
-    return SHARED / "cfpb-complaints" / "train.json"
+def cfpb(folder: Path, per_label: int | None = None) -> Path:
+    source = SHARED / "cfpb-complaints" / "train.json"
+    if not per_label:
+        return source
+    rows, seen = json.loads(source.read_text(encoding="utf-8")), Counter()
+    kept = [r for r in rows if (seen.update([r["output"]]) or seen[r["output"]] <= per_label)]
+    out = folder / "cfpb.json"
+    out.write_text(json.dumps(kept), encoding="utf-8")
+    return out
 
 
-def snips(folder: Path) -> Path:
+def snips(folder: Path, per_label: int | None = None) -> Path:
     out = folder / "snips.jsonl"
     with out.open("w") as f:
         for path in sorted((SHARED / "snips").glob("validate_*.json")):
             data = json.loads(path.read_text(encoding="utf-8"))
             for intent, items in data.items():
-                for item in items:
+                for item in items[:per_label]:
                     text = "".join(seg["text"] for seg in item["data"]).strip()
                     f.write(json.dumps({"utterance": text, "intent": intent}) + "\n")
     return out
@@ -87,8 +95,8 @@ def ladder(*args: str, env: dict) -> tuple[int, str, float]:
     return res.returncode, res.stdout + res.stderr, time.perf_counter() - t0
 
 
-def prepare(name: str, work: Path, env: dict) -> tuple[Path, dict]:
-    data = TASKS[name](work)
+def prepare(name: str, work: Path, env: dict, per_label: int | None) -> tuple[Path, dict]:
+    data = TASKS[name](work, per_label)
     folder = work / name
     code, out, secs = ladder("init", str(data), "--out", str(folder), "--name", name, env=env)
     if code:
@@ -149,6 +157,9 @@ def main() -> None:
     ap.add_argument("--budget", default="10m", help="--budget for each climb ('' for none)")
     ap.add_argument("--model", default=None, help="model for the prompting rungs")
     ap.add_argument("--no-all", action="store_true", help="skip the --all climb")
+    ap.add_argument(
+        "--per-label", type=int, default=None, help="at most N rows per label (default: all)"
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
 
@@ -162,9 +173,10 @@ def main() -> None:
         "tasks": {},
     }
     tag = "" if args.tasks == ",".join(TASKS) else "-" + args.tasks.replace(",", "+")
+    tag += f"-{args.per_label}per-label" if args.per_label else ""
     path = Path(args.out) / f"decisions{tag}.json"
     for name in args.tasks.split(","):
-        folder, summary = prepare(name, work, env)
+        folder, summary = prepare(name, work, env, args.per_label)
         row: dict = {**summary, "stop_at_bar": climb(folder, args, False, env)}
         if not args.no_all:
             row["all"] = climb(folder, args, True, env)

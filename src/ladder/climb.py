@@ -337,13 +337,20 @@ def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
     The measurement answers zero-shot's first dev items (kept for its race), so a climb without
     zero-shot plans only when it has a budget to fit.
     """
-    from ladder.planner import make_plan, measure_speed
+    from ladder.planner import EVAL, PLAN_ONLY, make_plan, measure_speed
 
     if opts.budget is None and ("zero-shot" not in rung_names or opts.variant):
         return None  # nothing to fit (one forced variant is no selection to plan)
     plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
     for rung, settings in plan.overrides.items():
-        ctx.options[rung] = {**ctx.options.get(rung, {}), **settings}
+        if rung == EVAL:
+            ctx.consistency_half_width = settings["consistency_half_width"]
+            continue
+        if "dev_items" in settings:
+            ctx.dev_limit[rung] = settings["dev_items"]
+        rung_settings = {k: v for k, v in settings.items() if k not in PLAN_ONLY}
+        if rung_settings:
+            ctx.options[rung] = {**ctx.options.get(rung, {}), **rung_settings}
     path = ctx.run_dir / "plan.json"
     atomic_write_json(path, plan.describe())
     ctx.store.add_artifact(ctx.run_id, CLIMB, "plan", str(path), None, plan.describe())

@@ -3,9 +3,16 @@
 `measure_speed` times a few dev answers of the plain zero-shot prompt (seconds per item and
 prompt tokens per second). `make_plan` turns that into seconds per rung and phase from the
 split sizes, the variants each rung races, the repeats and the fine-tuning settings. With a
-budget, it cuts in a fixed order until the estimate fits: the data curve first (the hold-out
-is untouched, gate 3 loses its curve), then fine-tuning epochs (4 → 2; early stopping on dev
-still keeps the best one). Hold-out sizes are never cut, so no hold-out interval widens.
+budget, it cuts in a fixed order until the estimate fits, cheapest loss of evidence first:
+
+1. the data curve (gate 3 judges "enough data" without it);
+2. the consistency sample, sized for a 95% CI of ±0.25 instead of ±0.15;
+3. the dev items a prompt rung races its variants on (64, then 48, then 32), interleaved with
+   fine-tuning epochs (4 → 3 → 2; early stopping on dev still keeps the best one), then
+   chain-of-thought variants and few-shot's random demonstrations.
+
+Each cut that widens an interval says by how much (`Plan.widened`). Hold-out sizes are never
+cut, so no hold-out interval widens: every rung is still measured on the same hold-out.
 
 Estimates, not promises: training speed is taken as a third of the measured prompt speed
 (a backward pass costs about two forwards), and few-shot prompts scale with their length.
@@ -25,6 +32,10 @@ from ladder.timing import PHASES
 PROBE_ITEMS = 4  # dev answers timed to measure this machine's speed
 TRAIN_COST = 3.0  # a training token costs about three prompt tokens (forward + backward)
 LORA_RUNGS = ("lora", "distill")
+DEV_CAPS = (64, 48, 32)  # dev items a budget may limit a prompt race to, in order
+BUDGET_CONSISTENCY = 0.25  # the consistency CI half-width a budget may relax to
+PLAN_ONLY = ("dev_items",)  # settings the climb applies itself, not rung configuration
+EVAL = "eval"  # overrides key for climb-wide evaluation settings
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -106,26 +117,68 @@ def make_plan(ctx: Context, rung_names: list[str], speed: Speed, budget_s: float
         plan.rungs = _estimate(ctx, rung_names, speed, overrides)
         plan.cuts.append(f"{rung}.{setting} → {value}: {why}")
     if plan.cuts:
-        plan.widened.append(
-            "no hold-out interval widened: hold-out n is never cut"
-            + (" (gate 3 judges 'enough data' without a curve)" if _curve_cut(overrides) else "")
-        )
+        plan.widened = _widened(ctx, overrides)
     return plan
 
 
-def _curve_cut(overrides) -> bool:
-    return any("data_curve" in o for o in overrides.values())
+def _widened(ctx: Context, overrides) -> list[str]:
+    """What each cut costs in evidence, in the interval it widens."""
+    from ladder.evaluation.evaluate import CONSISTENCY_HALF_WIDTH
+
+    n_dev = len(ctx.examples("dev"))
+    out = []
+    for rung, o in overrides.items():
+        if "dev_items" in o:
+            cap = o["dev_items"]
+            out.append(
+                f"{rung}: variants are chosen on {cap} of {n_dev} dev items (a dev proportion's "
+                f"95% CI up to ±{_half(cap):.2f} instead of ±{_half(n_dev):.2f}); "
+                "the hold-out is unchanged"
+            )
+    if EVAL in overrides:
+        out.append(
+            f"consistency: 95% CI up to ±{overrides[EVAL]['consistency_half_width']:.2f} "
+            f"instead of ±{CONSISTENCY_HALF_WIDTH:.2f}"
+        )
+    if any("data_curve" in o for o in overrides.values()):
+        out.append("gate 3 judges 'enough data' without a curve")
+    out.append("no hold-out interval widened: hold-out n is never cut")
+    return out
+
+
+def _half(n: int) -> float:
+    """The widest 95% CI half-width of a proportion on n items (at p = 0.5)."""
+    return 1.96 * (0.25 / max(n, 1)) ** 0.5
 
 
 def _cut_steps(ctx: Context, rung_names: list[str]):
-    """What a budget may cut, cheapest loss first."""
+    """What a budget may cut, cheapest loss of evidence first."""
     tuned = [r for r in LORA_RUNGS if r in rung_names]
+    prompt = [r for r in rung_names if r not in LORA_RUNGS]
+    n_dev = len(ctx.examples("dev"))
     for r in tuned:
         yield r, "data_curve", None, "no data-sufficiency curve (saves 3/4 of a training)"
-    for epochs in (3, 2):
-        for r in tuned:
+    ev = ctx.task.spec.eval
+    if not _scored(ctx) and ev.repeats >= 2 and "consistency_sample" not in ev.model_fields_set:
+        yield EVAL, "consistency_half_width", BUDGET_CONSISTENCY, "a smaller consistency sample"
+    for cap, epochs in zip(DEV_CAPS, (3, 2, None), strict=True):
+        for r in prompt:
+            if n_dev > cap:
+                yield r, "dev_items", cap, "variants race on fewer dev items"
+        for r in tuned if epochs else ():
             if _cfg(ctx, r, {}).get("epochs", 4) > epochs:
                 yield r, "epochs", epochs, "fewer epochs (early stopping keeps the best on dev)"
+    for r in prompt:
+        if _cfg(ctx, r, {}).get("chain_of_thought"):
+            yield r, "chain_of_thought", False, "no chain-of-thought variant (it generates)"
+    if "few-shot" in prompt and "random" in (_cfg(ctx, "few-shot", {}).get("selection") or []):
+        kept = [s for s in _cfg(ctx, "few-shot", {})["selection"] if s != "random"]
+        if kept:
+            yield "few-shot", "selection", kept, "no random demonstrations (knn, balanced stay)"
+
+
+def _scored(ctx: Context) -> bool:
+    return bool(ctx.task.labels) and getattr(ctx.engine(), "supports_scoring", False)
 
 
 def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:
@@ -133,6 +186,7 @@ def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:
 
     r = registries().rungs.get(rung)
     raw = {**ctx.task.rung_config(rung), **ctx.options.get(rung, {}), **overrides.get(rung, {})}
+    raw = {k: v for k, v in raw.items() if k not in PLAN_ONLY}
     cfg = r.Config.model_validate(raw) if getattr(r, "Config", None) else None
     return cfg.model_dump() if cfg is not None else raw
 
@@ -145,7 +199,9 @@ def _variants(ctx: Context, rung: str, cfg: dict[str, Any], scored: bool) -> int
         return 2 + scored + extra
     if rung == "few-shot":
         k = len(cfg.get("k") or [4])
-        return sum(1 if s == "balanced" else k for s in cfg.get("selection") or []) + extra
+        calibrated = scored and cfg.get("calibrate", True)
+        per = {"random": k * (1 + calibrated), "knn": k, "balanced": 1 + calibrated}
+        return sum(per.get(s, k) for s in cfg.get("selection") or []) + extra
     return 3  # rag, long-context: modes and k chosen on dev
 
 
@@ -161,7 +217,7 @@ def _dev_items(n_dev: int, variants: int, race: bool) -> float:
 def _estimate(ctx: Context, rung_names, speed: Speed, overrides) -> dict[str, dict[str, float]]:
     ds, ev = ctx.dataset, ctx.task.spec.eval
     n_dev, n_hold, n_train = len(ctx.examples("dev")), len(ctx.examples("holdout")), len(ds.train)
-    scored = bool(ctx.task.labels) and getattr(ctx.engine(), "supports_scoring", False)
+    scored = _scored(ctx)
     race = ctx.schedule != "exhaustive"
     out: dict[str, dict[str, float]] = {}
     for rung in rung_names:
@@ -169,16 +225,24 @@ def _estimate(ctx: Context, rung_names, speed: Speed, overrides) -> dict[str, di
         item = speed.item_s * _length_factor(ctx, rung, cfg, speed)
         phases = {"hold-out": n_hold * item}
         if not scored and ev.repeats >= 2:
-            phases["consistency"] = min(n_hold, ev.consistency_sample) * ev.repeats * item
+            sample = _consistency_items(ctx, overrides.get(EVAL, {}).get("consistency_half_width"))
+            phases["consistency"] = min(n_hold, sample) * ev.repeats * item
         if rung in LORA_RUNGS:
             phases.update(_tuning(cfg, n_train, n_dev, n_hold, speed))
             if rung == "distill":
                 phases["other"] = n_train * speed.item_s * 2  # the teacher labels the pool
         else:
             v = _variants(ctx, rung, cfg, scored)
-            phases["dev selection"] = _dev_items(n_dev, v, race) * item
+            cap = overrides.get(rung, {}).get("dev_items") or n_dev
+            phases["dev selection"] = _dev_items(min(n_dev, cap), v, race) * item
         out[rung] = {p: phases[p] for p in PHASES if p in phases}
     return out
+
+
+def _consistency_items(ctx: Context, half_width: float | None) -> int:
+    from ladder.evaluation.evaluate import consistency_items
+
+    return consistency_items(ctx, ctx.task.spec.eval.repeats, half_width)
 
 
 def _length_factor(ctx: Context, rung: str, cfg, speed: Speed) -> float:

@@ -47,12 +47,16 @@ def test_the_plan_fits_its_budget_cutting_the_curve_first_then_epochs(ctx):
     mild = make_plan(ctx, RUNGS, SLOW, no_curve + 1)
     assert mild.eta_s <= no_curve + 1 < full
     assert mild.overrides == {"lora": {"data_curve": None}}
-    assert "hold-out n is never cut" in mild.widened[0]
+    assert "hold-out n is never cut" in mild.widened[-1]
+    assert "gate 3 judges 'enough data' without a curve" in mild.widened
     tight = make_plan(ctx, RUNGS, SLOW, no_curve * 0.75)
     assert tight.eta_s <= no_curve * 0.75
     assert tight.overrides["lora"]["data_curve"] is None
     assert tight.overrides["lora"]["epochs"] in (2, 3)
-    assert [c.split(" ")[0] for c in tight.cuts][:2] == ["lora.data_curve", "lora.epochs"]
+    order = [c.split(" ")[0] for c in tight.cuts]
+    assert order[0] == "lora.data_curve"
+    # the dev race shrinks to 64 items before the first epoch goes (n_dev > 64 here)
+    assert order.index("zero-shot.dev_items") < order.index("lora.epochs")
     # hold-out estimates are the same in every plan: its size is never cut
     assert (
         tight.rungs["lora"]["hold-out"]
@@ -104,3 +108,78 @@ def test_the_data_curve_is_skipped_only_when_gate_3_does_not_need_it():
     assert curve_unneeded(ctx(), 60, 128, full) is None  # too little train for the rule of thumb
     assert curve_unneeded(ctx(), 307, 20, full) is None  # too small a hold-out
     assert curve_unneeded(ctx("exhaustive"), 307, 128, full) is None  # today's schedule
+
+
+def test_a_tight_budget_races_on_fewer_dev_items_and_says_how_much_wider(ctx):
+    n_dev = len(ctx.examples("dev"))
+    assert n_dev > 64
+    loose = make_plan(ctx, RUNGS, SLOW, None)
+    floor = sum(p["hold-out"] for p in loose.rungs.values())  # what no cut can touch
+    tight = make_plan(ctx, RUNGS, SLOW, floor * 1.05)
+    assert tight.overrides["zero-shot"]["dev_items"] == 32
+    assert tight.overrides["few-shot"]["dev_items"] == 32
+    assert tight.overrides["lora"]["epochs"] == 2
+    assert tight.overrides["few-shot"]["selection"] == ["knn", "balanced"]
+    dev_cost = tight.rungs["zero-shot"]["dev selection"]
+    assert dev_cost < loose.rungs["zero-shot"]["dev selection"]
+    widened = " ".join(tight.widened)
+    assert f"variants are chosen on 32 of {n_dev} dev items" in widened
+    wide = f"±0.17 instead of ±{1.96 * (0.25 / n_dev) ** 0.5:.2f}"  # widest 95% CI at n
+    assert wide in widened
+    # the hold-out is the same in every plan
+    assert all(tight.rungs[r]["hold-out"] == loose.rungs[r]["hold-out"] for r in RUNGS)
+
+
+def test_the_plan_counts_the_calibrated_variants_it_will_race(ctx):
+    from ladder.registry import registries
+
+    # the fake engine scores labels: zero-shot has 3 variants, few-shot 5
+    for rung in ("zero-shot", "few-shot"):
+        r = registries().rungs.get(rung)
+        full = make_plan(Context(**{**vars(ctx), "schedule": "exhaustive"}), [rung], SLOW, None)
+        n = len(r.candidates(ctx))
+        assert full.rungs[rung]["dev selection"] == pytest.approx(
+            n * len(ctx.examples("dev")) * SLOW.item_s * _factor(ctx, rung)
+        )
+
+
+def _factor(ctx, rung):
+    from ladder.planner import _cfg, _length_factor
+
+    return _length_factor(ctx, rung, _cfg(ctx, rung, {}), SLOW)
+
+
+def test_a_budget_relaxes_the_consistency_sample_of_generated_answers(tmp_path):
+    from conftest import write_extract_task
+
+    root = write_extract_task(tmp_path / "ex", n=200, extra_yaml="leakage: {mode: report}\n")
+    yaml = (root / "task.yaml").read_text()  # the sample sized by the planner, not set by hand
+    (root / "task.yaml").write_text(yaml.replace(" consistency_sample: 4,", ""))
+    task = load_task(root)
+    c = Context(task, load_dataset(task), Store(tmp_path / "runs"), "r", tmp_path, "fake")
+    loose = make_plan(c, ["zero-shot"], SLOW, None)
+    assert "consistency" in loose.rungs["zero-shot"]
+    tight = make_plan(c, ["zero-shot"], SLOW, loose.eta_s - 1)
+    assert tight.cuts[0].startswith("eval.consistency_half_width")
+    assert tight.rungs["zero-shot"]["consistency"] < loose.rungs["zero-shot"]["consistency"]
+    assert any("consistency: 95% CI up to ±0.25 instead of ±0.15" in w for w in tight.widened)
+
+
+def test_a_budgeted_climb_races_only_on_the_dev_items_its_plan_allows(tmp_path):
+    task_dir = write_classify_task(tmp_path / "big", rows=ROWS, labels=LABELS)
+    res = climb(task_dir, ClimbOptions(model="fake", rungs=["zero-shot"], budget=1e-9))
+    assert res.plan.overrides["zero-shot"]["dev_items"] == 32
+    rows = (
+        Store()
+        .db.execute(
+            "SELECT DISTINCT example_id, split FROM predictions WHERE run_id=? AND rung='zero-shot'",
+            (res.run_id,),
+        )
+        .fetchall()
+    )
+    dev_ids = {r["example_id"] for r in rows if r["split"] == "dev"}
+    assert 16 <= len(dev_ids) <= 32
+    held = {r["example_id"] for r in rows if r["split"] == "holdout"}
+    assert (
+        len(held) == len(res.dataset.holdout) == res.scorecards[0].n
+    )  # the whole hold-out, untouched by the budget

@@ -70,15 +70,21 @@ def measure_consistency(
 CONSISTENCY_HALF_WIDTH = 0.15  # the 95% CI the default consistency sample is sized for
 
 
-def consistency_items(ctx: Context, n_rep: int) -> int:
+def consistency_items(ctx: Context, n_rep: int, half_width: float | None = None) -> int:
     """Items re-generated per repeat: the task's `eval.consistency_sample` when it sets one
-    (and always under `--schedule exhaustive`), else enough for a 95% CI of ±0.15 at the widest
-    spread an item's agreement share (1/n_rep .. 1) allows."""
+    (and always under `--schedule exhaustive`), else enough for a 95% CI of ±`half_width`
+    (±0.15 unless a budget relaxed it) at the widest spread an item's agreement share
+    (1/n_rep .. 1) allows."""
     ev = ctx.task.spec.eval
     if ctx.schedule == "exhaustive" or "consistency_sample" in ev.model_fields_set:
         return ev.consistency_sample
+    half = half_width or _half_width(ctx)
     sd_max = (1 - 1 / n_rep) / 2
-    return math.ceil((1.96 * sd_max / CONSISTENCY_HALF_WIDTH) ** 2)
+    return math.ceil((1.96 * sd_max / half) ** 2)
+
+
+def _half_width(ctx: Context) -> float:
+    return getattr(ctx, "consistency_half_width", None) or CONSISTENCY_HALF_WIDTH
 
 
 def _sample_basis(ctx: Context, n_rep: int) -> str:
@@ -87,7 +93,8 @@ def _sample_basis(ctx: Context, n_rep: int) -> str:
         ctx.schedule != "exhaustive"
         and "consistency_sample" not in ctx.task.spec.eval.model_fields_set
     ):
-        return f"{n} items sized for ±{CONSISTENCY_HALF_WIDTH} at worst"
+        budget = " (relaxed by --budget)" if _half_width(ctx) != CONSISTENCY_HALF_WIDTH else ""
+        return f"{n} items sized for ±{_half_width(ctx)} at worst{budget}"
     return f"eval.consistency_sample = {n}"
 
 

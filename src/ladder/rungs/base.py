@@ -66,6 +66,8 @@ def select_on_dev(ctx: Context, candidates: Sequence[Solution], rung: str) -> Pr
             )
         candidates = chosen
     dev = ctx.examples("dev")
+    if rung in ctx.dev_limit:  # a budget's plan races the variants on fewer dev items
+        dev = dev[: ctx.dev_limit[rung]]
     if not dev or len(candidates) == 1:
         only = candidates[0]
         return Prepared(only, {only.variant: {"note": "no dev selection", **_tried(only)}})

@@ -36,6 +36,8 @@ class Context:
     clock: Any = None  # ladder.timing.PhaseClock of the climb (None: phases are not timed)
     dtype: str | None = None  # --dtype: float32 | bfloat16 force every phase; None/auto measures
     numerics: dict[str, Any] = field(default_factory=dict)  # model -> number formats (provenance)
+    dev_limit: dict[str, int] = field(default_factory=dict)  # rung -> dev items it races on (plan)
+    consistency_half_width: float | None = None  # a budget's relaxed consistency CI (plan)
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
     _closers: list[Any] = field(default_factory=list)  # callables run by close()
@@ -94,8 +96,25 @@ class Context:
         return self._embedder
 
     def rung_config(self, rung) -> Any:
-        """The rung's settings from task.yaml, validated once by `load_task`."""
-        return self.task.rung_settings(rung.name)
+        """The rung's settings: task.yaml's, validated once by `load_task`, with this climb's
+        overrides (`ladder train` options, a budget's cuts) on top, validated here."""
+        overrides = self.options.get(rung.name, {})
+        if not overrides or getattr(rung, "Config", None) is None:
+            return self.task.rung_settings(rung.name)
+        from pydantic import ValidationError
+
+        from ladder.errors import TaskError
+
+        raw = {**self.task.rung_config(rung.name), **overrides}
+        try:
+            return rung.Config.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(map(str, err["loc"]))
+            raise TaskError(
+                f"rungs.{rung.name}.{name}: {err['msg']} (got {err.get('input')!r}).",
+                where=self.task.file,
+            ) from None
 
     def examples(self, split: str) -> list[Example]:
         exs = self.dataset.splits[split]

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ladder.dataset import Example
-from ladder.errors import DataError, ModelError, TaskError
+from ladder.errors import DataError, ModelError
 from ladder.rungs.base import Prepared
 from ladder.rungs.context import Context
 from ladder.rungs.prompting import PromptSolution
@@ -70,19 +70,7 @@ class LoraConfig(BaseModel):
 
 def rung_config(ctx: Context, rung) -> Any:
     """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top."""
-    overrides = ctx.options.get(rung.name, {})
-    if not overrides:
-        return ctx.task.rung_settings(rung.name)  # validated once, at load
-    raw = {**ctx.task.rung_config(rung.name), **overrides}
-    try:
-        return rung.Config.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(map(str, err["loc"]))
-        raise TaskError(
-            f"rungs.{rung.name}.{field}: {err['msg']} (got {err.get('input')!r}).",
-            where=ctx.task.file,
-        ) from None
+    return ctx.rung_config(rung)
 
 
 # ---------------------------------------------------------------- the solution
