@@ -18,7 +18,6 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from ladder.errors import LadderError
 from ladder.prices import ModelPrice, PriceBook, PriceError
@@ -216,8 +215,6 @@ def prompt_shrink(
 
 # ---------------------------------------------------------------- pricing a scorecard
 
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
-
 
 def is_fine_tuned(card: Any) -> bool:
     """A rung of the fine-tune family (as it declares), or any card that records its training."""
@@ -227,10 +224,10 @@ def is_fine_tuned(card: Any) -> bool:
 
 
 def _runs_locally(engine: dict[str, Any]) -> bool:
-    if engine.get("engine") != "openai":
-        return True  # hf, llama.cpp, fake, and plugins that run in-process
-    host = urlparse(engine.get("base_url") or "").hostname or ""
-    return host in _LOOPBACK
+    """Priced by the hour of the machine, as the engine declared (`engines.base.price_basis`)."""
+    from ladder.engines.base import price_basis
+
+    return price_basis(engine) == "hour"
 
 
 def machine_rate(

@@ -239,3 +239,30 @@ def test_unknown_gpu_names_the_fix():
         price_card(c, book, {"gpu": "x"}, None)["hardware"]["per_hour"],
         book.hardware["nvidia-l4"].per_hour,
     )
+
+
+def test_the_engine_declares_its_price_basis_and_economics_and_the_gateway_ask_it():
+    """One rule, declared by the engine: the gateway's cost log and the report price alike."""
+    from ladder.engines.base import capability, price_basis
+    from ladder.engines.fake import FakeEngine
+    from ladder.engines.openai_compat import OpenAIEngine
+    from ladder.serve.catalog import in_process, is_local
+
+    here = OpenAIEngine("llama", base_url="http://127.0.0.1:9/v1", check=False)
+    away = OpenAIEngine("big", base_url="https://api.acme/v1", check=False)
+    assert here.info()["price_basis"] == "hour" and away.info()["price_basis"] == "tokens"
+    assert is_local(here) and not is_local(away)  # the gateway prices llama.cpp by the hour
+    assert not in_process(here) and not capability(here, "supports_adapters")
+    fake = FakeEngine()
+    assert price_basis(fake.info()) == "hour" and is_local(fake) and in_process(fake)
+    # a stored card declares it; economics follows the declaration, not the engine's name
+    book = load_price_book()
+    declared = card(model="llama", engine={"engine": "my-plugin", "price_basis": "tokens"})
+    with pytest.raises(PriceError):
+        price_card(declared, book, CPU_2, 1)
+
+    class PluginEngine:  # says nothing: the defaults (an in-process model of your own)
+        model, supports_scoring = "p", False
+
+    assert is_local(PluginEngine()) and in_process(PluginEngine())
+    assert capability(PluginEngine(), "supports_adapters") is False

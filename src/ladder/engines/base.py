@@ -52,6 +52,9 @@ class Scores:
 
 @runtime_checkable
 class Engine(Protocol):
+    """What every engine offers. Engines also declare what they are (`CAPABILITIES`: read them
+    with `capability`, which gives a plugin's engine that omits one the default)."""
+
     model: str
     supports_scoring: bool
 
@@ -64,6 +67,45 @@ class Engine(Protocol):
     def info(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+# What an engine declares about itself, with the default for one that does not say:
+# - price_basis: "hour" when its answers cost machine time you pay for (in this process, on your
+#   own vLLM, or a server on loopback), "tokens" when they are billed per token by a provider;
+#   economics prices a scorecard and the gateway logs an answer's cost by it, and the hybrid's
+#   small side is an "hour" engine (the run's own model);
+# - supports_adapters: LoRA adapters can be loaded on it and switched per request;
+# - in_process: it runs on the gateway's engine worker (one thread, batched), not behind HTTP;
+# - structured_outputs: a request's JSON schema constrains its decoding (the answer is valid JSON
+#   by construction, so the gateway need not check a raw model's `response_format` itself).
+CAPABILITIES: dict[str, Any] = {
+    "price_basis": "hour",
+    "supports_adapters": False,
+    "in_process": True,
+    "structured_outputs": False,
+}
+LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+def capability(engine: Any, name: str) -> Any:
+    """An engine's declared capability (`CAPABILITIES`), or its default."""
+    return getattr(engine, name, CAPABILITIES[name])
+
+
+def price_basis(info: dict[str, Any]) -> str:
+    """The price basis a stored `info()` records; runs from before engines declared it get the
+    same answer from their engine name and URL."""
+    if info.get("price_basis"):
+        return str(info["price_basis"])
+    if info.get("engine") != "openai":
+        return "hour"  # hf, vllm, fake, and plugins that run in-process
+    return "hour" if _host(info.get("base_url")) in LOOPBACK else "tokens"
+
+
+def _host(url: str | None) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(url or "").hostname or ""
 
 
 def truncate_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:

@@ -57,6 +57,7 @@ def instance_of(schema: dict[str, Any], salt: str) -> Any:
 
 class FakeEngine:
     supports_scoring = True
+    price_basis = "hour"  # stands in for a model of your own
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class FakeEngine:
         return out
 
     def info(self) -> dict[str, Any]:
-        return {"engine": "fake", "model": self.model, "device": "none"}
+        return {"engine": "fake", "model": self.model, "device": "none", "price_basis": "hour"}
 
     def close(self) -> None:
         pass

@@ -91,6 +91,8 @@ def _cut(text: str, req: GenRequest) -> str:
 
 class HFEngine:
     supports_scoring = True
+    supports_adapters = True  # PEFT adapters load on `lm` and switch per request
+    price_basis = "hour"
 
     def __init__(
         self,
@@ -548,6 +550,7 @@ class HFEngine:
         torch = _torch()
         return {
             "engine": "hf",
+            "price_basis": self.price_basis,
             "model": self.model,
             "path": self.path,
             "device": self.device,

@@ -12,13 +12,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ladder.engines.base import Completion, GenRequest, ScoreRequest, Scores, truncate_at_stop
+from ladder.engines.base import (
+    Completion,
+    GenRequest,
+    ScoreRequest,
+    Scores,
+    price_basis,
+    truncate_at_stop,
+)
 from ladder.errors import EngineError
 
 
 class OpenAIEngine:
     supports_scoring = False
+    supports_adapters = False
     in_process = False  # behind HTTP: the gateway calls it from a thread pool, many at once
+
+    @property
+    def price_basis(self) -> str:
+        """Billed per token by a provider, unless the server is on this machine (llama.cpp's)."""
+        return price_basis({"engine": "openai", "base_url": self.base_url})
 
     def __init__(
         self,
@@ -132,6 +145,7 @@ class OpenAIEngine:
             "base_url": self.base_url,
             "api": self.api,
             "concurrency": self.concurrency,
+            "price_basis": self.price_basis,
         }
 
     def close(self) -> None:

@@ -29,6 +29,10 @@ _TOKENIZING = threading.Lock()  # a fast tokenizer is not safe to call from two 
 
 class VLLMEngine(OpenAIEngine):
     supports_scoring = True
+    supports_adapters = True  # `--lora-modules`, or loaded at run time through its LoRA endpoints
+    structured_outputs = True  # `structured_outputs: {json: SCHEMA}` constrains its decoding
+    # a vLLM server is your own machine, wherever it runs: its answers cost machine hours
+    price_basis = "hour"
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ladder.engines.base import capability
 from ladder.errors import LadderError, ModelError
 from ladder.progress import NullProgress, Progress
 from ladder.rungs.context import Context
@@ -170,13 +171,14 @@ def add_embeddings(cat: Catalog) -> None:
 
 
 def is_local(engine) -> bool:
-    """The run's own model (self-hosted, priced per hour), in this process or on vLLM."""
-    return engine.info().get("engine") != "openai"
+    """The run's own model, priced per machine hour (in this process, on vLLM, or a server on
+    loopback), as the engine declares and economics prices it."""
+    return capability(engine, "price_basis") == "hour"
 
 
 def in_process(engine) -> bool:
     """Runs on the gateway's engine worker (one thread, batched), not behind HTTP."""
-    return getattr(engine, "in_process", True)
+    return bool(capability(engine, "in_process"))
 
 
 def add_vllm(
@@ -231,7 +233,7 @@ def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]):
     if not wanted:
         cat.add(local(name, base))
         return {}
-    if not hasattr(base, "lm"):
+    if not (capability(base, "supports_adapters") and in_process(base)):
         raise ModelError(
             f"LoRA adapters need a transformers base model; {name!r} runs on {base.info().get('engine')}."
         )

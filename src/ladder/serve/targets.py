@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ladder.dataset import Example
-from ladder.engines.base import GenRequest, truncate_at_stop
+from ladder.engines.base import GenRequest, capability, truncate_at_stop
 from ladder.serve import contract
 from ladder.serve.schemas import ApiError
 from ladder.serve.worker import Gate, Worker
@@ -184,7 +184,7 @@ class LocalModel(Target):
         self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
             f" + adapter {info['adapter']}" if info.get("adapter") else ""
         )
-        self.constrains = info.get("engine") == "vllm"  # structured outputs: JSON by construction
+        self.constrains = bool(capability(engine, "structured_outputs"))  # JSON by construction
 
     def check(self, call: Call) -> None:
         super().check(replace(call, format=None) if self.constrains else call)
