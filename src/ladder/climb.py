@@ -318,14 +318,18 @@ def _climb_run(task, store, ds, opts, run_id, resumed, progress, emit, ctx_hook)
     finally:
         summary = _summary(task, cards, skipped, bar_met_by)
         store.set_run_status(run_id, status, summary)
-        _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
+        if status != "finished" or not cards:  # else once the report has priced the cards
+            _write_run_json(store, run_id, run_dir, ds, cards, summary, status)
         ctx.close()
     result = ClimbResult(run_id, run_dir, task, ds, cards, skipped, bar_met_by, status, plan=plan)
     if status == "finished" and cards:
         from ladder.report import finalize
 
-        with ctx.phase("report"):
-            result.outcome = finalize(store, run_id, cards, ds, opts.prices)
+        try:
+            with ctx.phase("report"):
+                result.outcome = finalize(store, run_id, task, ds, cards, opts.prices)
+        finally:  # a price that is missing still leaves run.json, unpriced
+            _write_run_json(store, run_id, run_dir, ds, cards, summary, status, result.outcome)
     result.phases = phase_table(store.phase_times(run_id))
     emit("finish", result=result)
     return result
@@ -414,8 +418,16 @@ def _write_run_json(
     cards: list[Scorecard],
     summary: dict,
     status: str,
+    outcome: Any = None,
 ) -> None:
     run = store.get_run(run_id)
+    report = {}
+    if outcome is not None:  # the scorecards are priced; the decision in one line
+        d = outcome.decision
+        report = {
+            "decision": {"recommendation": d["recommendation"], "kind": d["kind"]},
+            "report": {"html": str(outcome.html_path), "json": str(outcome.json_path)},
+        }
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -432,5 +444,6 @@ def _write_run_json(
             "scorecards": [c.model_dump(mode="json") for c in cards],
             "provenance": run["provenance"],
             "options": run["config"]["options"],
+            **report,
         },
     )

@@ -206,3 +206,34 @@ def test_report_of_a_run_whose_task_moved_keeps_the_economics(tmp_path, run_cli)
     assert "per-item sections left out" in data["notes"][0]
     assert data["decision"]["recommendation"] == "tuned"  # priced from the run's stored task
     assert "per-item sections left out" in res.outcome.html_path.read_text()
+
+
+def test_the_climb_hands_its_results_to_the_report_without_reading_them_back(
+    tmp_path, monkeypatch
+):
+    """The report prices the climb's own scorecard objects; the task file is not reloaded and
+    run.json is written once, already priced and decided."""
+    import ladder.report.build as build
+    from ladder.fsutil import atomic_write_json as real_write
+
+    def no_reload(*a, **k):
+        raise AssertionError("the report reloaded something the climb holds")
+
+    monkeypatch.setattr(build, "load_task", no_reload)
+    monkeypatch.setattr(build, "load_dataset", no_reload)
+    monkeypatch.setattr(build, "load_view", no_reload)  # re-reads the stored scorecards
+    writes = []
+
+    def counting(path, data):
+        writes.append(path.name)
+        return real_write(path, data)
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["ladder.climb"], "atomic_write_json", counting)
+    res = demo_climb(tmp_path / "task")
+    assert res.outcome is not None and all(c.cost for c in res.scorecards)
+    assert writes.count("run.json") == 1
+    run_json = json.loads((res.run_dir / "run.json").read_text())
+    assert run_json["decision"]["recommendation"] == res.outcome.decision["recommendation"]
+    assert all(c["cost"] for c in run_json["scorecards"])

@@ -1,13 +1,13 @@
 """The report: `report.json` (everything, as data) and `report.html` (one offline file).
 
-`finalize` runs when a climb ends: it prices every scorecard, stores the priced scorecards,
-decides, and writes both files into the run folder atomically. `render_run` re-renders any
+`finalize` runs when a climb ends: from the climb's own task, data and scorecards it prices
+every scorecard, stores the priced scorecards, decides, and writes both files into the run
+folder atomically (the climb then writes `run.json` once, with the decision). `render_run` re-renders any
 stored run (`ladder report RUN`), re-pricing it with the price book as it is now.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from ladder.dataset import Dataset
 from ladder.evaluation.scorecard import Scorecard
 from ladder.fsutil import atomic_write_json, atomic_write_text
 from ladder.store.db import Store
+from ladder.task import Task
 
 
 @dataclass
@@ -63,35 +64,26 @@ def render_run(
 def finalize(
     store: Store,
     run_id: str,
+    task: Task,
+    dataset: Dataset,
     cards: list[Scorecard],
-    dataset: Dataset | None = None,
     price_files: Sequence[str | Path] = (),
 ) -> Outcome:
-    """End of a climb: price, store the priced scorecards, decide, write the report."""
+    """End of a climb: price the climb's own scorecards (in place), store them priced, decide,
+    write the report. Nothing the climb holds is read back: not the task, nor the cards."""
     from ladder.prices import PriceError
+    from ladder.report.build import build, climb_view
 
     try:
-        out = render_run(store, run_id, price_files=price_files, dataset=dataset)
+        view = climb_view(store, run_id, task, dataset, cards)
+        data = build(store, run_id, price_files=price_files, view=view)
+        j, h = write(Path(data["run"]["run_dir"]), data)
     except PriceError as exc:
+        for card in cards:  # none half-priced: run.json keeps them as measured
+            card.cost = None
         raise PriceError(
             f"{exc} Run {run_id} is stored: `ladder report {run_id}` prices and reports it once the price is there."
         ) from None
-    priced = {c["rung"]: c for c in out.data["scorecards"]}
     for card in cards:
-        card.cost = priced[card.rung]["cost"]
         store.save_scorecard(run_id, card.rung, "holdout", card.model_dump(mode="json"))
-    _update_run_json(out, priced)
-    return out
-
-
-def _update_run_json(out: Outcome, priced: dict[str, dict]) -> None:
-    """run.json keeps the priced scorecards and a one-line decision next to the report."""
-    path = out.json_path.parent / "run.json"
-    if not path.exists():
-        return
-    run = json.loads(path.read_text(encoding="utf-8"))
-    run["scorecards"] = [priced.get(c["rung"], c) for c in run.get("scorecards", [])]
-    d = out.decision
-    run["decision"] = {"recommendation": d["recommendation"], "kind": d["kind"]}
-    run["report"] = {"html": str(out.html_path), "json": str(out.json_path)}
-    atomic_write_json(path, run)
+    return Outcome(data, j, h)

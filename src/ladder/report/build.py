@@ -67,11 +67,27 @@ def load_view(store: Store, run_id: str, dataset: Dataset | None = None) -> RunV
     if ds.data_hash != run["data_hash"]:
         view.notes.append("per-item sections left out: the data file changed since this run")
         return view
+    return _with_holdout(view, store, ds, opts.get("limit"))
+
+
+def climb_view(
+    store: Store, run_id: str, task: Task, dataset: Dataset, cards: list[Scorecard]
+) -> RunView:
+    """The view of a climb that just ended, from what it holds: its task, data and scorecards
+    (the report prices these very objects). Only the run's metadata and its stored hold-out
+    answers are read from the store; the task file is not reloaded."""
+    run = store.get_run(run_id)
+    view = RunView(run, task.spec, cards, task=task)
+    return _with_holdout(view, store, dataset, run["config"].get("options", {}).get("limit"))
+
+
+def _with_holdout(view: RunView, store: Store, ds: Dataset, limit: int | None) -> RunView:
+    """The per-item part of a view: split sizes, data warnings, hold-out answers per rung."""
     view.split = ds.counts()
     view.notes.extend(w for w in ds.warnings if w not in view.notes)  # data-quality warnings
-    view.holdout = ds.splits["holdout"][: opts.get("limit") or None]
-    for card in cards:
-        stored = store.predictions(run_id, card.rung, card.variant, "holdout")
+    view.holdout = ds.splits["holdout"][: limit or None]
+    for card in view.cards:
+        stored = store.predictions(view.run["id"], card.rung, card.variant, "holdout")
         if all(e.id in stored for e in view.holdout):
             view.preds[card.rung] = [stored[e.id] for e in view.holdout]
     return view
@@ -129,9 +145,13 @@ def build(
     dataset: Dataset | None = None,
     price_files: Sequence[str | Path] = (),
     calls_per_day: float | None = None,
+    view: RunView | None = None,
 ) -> dict[str, Any]:
-    """Everything the report shows, as JSON-ready data (priced scorecards included)."""
-    view = load_view(store, run_id, dataset)
+    """Everything the report shows, as JSON-ready data (priced scorecards included).
+
+    `view` is a climb's own (`climb_view`); without one the run is read back (`load_view`).
+    """
+    view = view or load_view(store, run_id, dataset)
     book = price_book_for(view, price_files)
     facts = facts_for(view, book, calls_per_day)
     hardware = view.run["provenance"].get("hardware", {})
