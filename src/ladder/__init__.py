@@ -9,6 +9,9 @@ The public Python API gives a notebook the same results as the CLI::
     print(result.outcome.decision["recommendation"])
     card = ladder.evaluate("examples/email-triage", "zero-shot", limit=20)
     print(card.metrics["accuracy"])
+    print(ladder.decide(result.run_id)["basis"])  # re-priced, nothing written
+    with ladder.serve(result.run_id) as gateway:  # the OpenAI API on loopback
+        print(gateway.url)  # give it to openai.OpenAI(base_url=..., api_key="none")
 
 Everything not named in `__all__` is private by name and may change between releases.
 """
@@ -25,21 +28,29 @@ __all__ = [
     "ClimbResult",
     "__version__",
     "climb",
+    "decide",
     "evaluate",
     "load_dataset",
     "load_task",
     "report",
+    "serve",
 ]
 
-# the submodule ladder.climb is imported first, so that the function `climb` below (not the
-# module) is what `ladder.climb` names from then on
+# the submodules that share a name with a function of this API are imported first, so that
+# the functions below (not the modules) are what `ladder.climb`, `ladder.decide`,
+# `ladder.report` and `ladder.serve` name from then on: a module's first import binds it on
+# its package, and that would otherwise replace the function the first time anything used it
 import ladder.climb as _climb_module
+import ladder.decide as _decide_package  # noqa: F401
+import ladder.report as _report_package  # noqa: F401
+import ladder.serve as _serve_package  # noqa: F401
 from ladder.climb import ClimbOptions, ClimbResult
 
 if TYPE_CHECKING:  # the other modules load on first use
     from ladder.dataset import Dataset
     from ladder.evaluation.scorecard import Scorecard
     from ladder.report import Outcome
+    from ladder.serve.server import Served
     from ladder.task import Task
 
 
@@ -89,3 +100,73 @@ def report(
 
     store = Store(str(runs_dir) if runs_dir is not None else None)
     return render_run(store, run_id, price_files=list(prices or []), calls_per_day=calls_per_day)
+
+
+def decide(
+    run_id: str,
+    *,
+    runs_dir: str | Path | None = None,
+    prices: list[str | Path] | None = None,
+    calls_per_day: float | None = None,
+) -> dict[str, Any]:
+    """A stored run's decision, re-priced with the price book as it is now (and at another
+    volume if given), with its basis, bar verdicts and gates; writes nothing."""
+    from ladder.report.build import build
+    from ladder.store.db import Store
+
+    store = Store(str(runs_dir) if runs_dir is not None else None)
+    try:
+        data = build(store, run_id, price_files=list(prices or []), calls_per_day=calls_per_day)
+    finally:
+        store.close()
+    return data["decision"]
+
+
+def serve(
+    run: str | None = None,
+    *,
+    runs_dir: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    auth: bool = False,
+    log: str | None = None,
+    progress=None,
+    **options: Any,
+) -> Served:
+    """The OpenAI-compatible gateway on a run (or `model=`), as `ladder serve` builds it, in a
+    background thread; keyword options are `ladder.serve.catalog.ServeOptions`'s.
+
+    Started on return; use it as a context manager, or call `stop()`. Without `auth` any key is
+    accepted, so it binds to loopback only; with it, keys come from the log database (`log`,
+    default the runs folder's, as `ladder keys create` makes them).
+    """
+    from ladder.errors import LadderError
+    from ladder.serve.catalog import ServeOptions, build_catalog
+    from ladder.serve.logs import open_db
+    from ladder.serve.server import Served
+
+    if not auth and host not in ("127.0.0.1", "localhost", "::1"):
+        raise LadderError(
+            f"serve(host={host!r}) without auth would answer anyone on the network.",
+            fix="serve on 127.0.0.1, or pass auth=True with keys from `ladder keys create`.",
+        )
+    opts = ServeOptions(run=run, runs_dir=str(runs_dir) if runs_dir else None, **options)
+    if run:  # the log sits with the run's store, as `ladder serve` puts it
+        from ladder.serve.runs import open_run
+
+        store, _ = open_run(run, opts.runs_dir)
+        opts.runs_dir = str(store.runs_dir)
+        store.close()
+    db = open_db(log, opts.runs_dir)
+    if auth and db.active_keys() == 0:
+        db.close()
+        raise LadderError(
+            "serve(auth=True) but the log database has no API key.",
+            fix="create one with `ladder keys create NAME` (same runs folder), or serve without auth.",
+        )
+    catalog = build_catalog(opts, progress)
+    try:
+        return Served(catalog, db, host, port, auth=auth).start()
+    except BaseException:
+        catalog.close()
+        raise
