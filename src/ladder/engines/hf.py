@@ -66,6 +66,17 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
     return n
 
 
+def model_parts(model):
+    """The body that makes hidden states, the vocabulary projection, and its logit soft-cap.
+
+    The projection (`lm_head`, 262k rows for Gemma 3) costs more than the body of a small
+    model, so training and label scoring apply it only at the positions they read.
+    """
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(lm, lm.base_model_prefix)
+    return body, lm.get_output_embeddings(), getattr(lm.config, "final_logit_softcapping", None)
+
+
 def cache_keyword(lm) -> str:
     """The forward argument that takes a key/value cache: `cache` from transformers 5.24 on.
 
@@ -438,9 +449,15 @@ class HFEngine:
         return scores
 
     def _score_rest(self, cache, kpos, cids, scores) -> None:
-        """Add log-probs of tokens 2..n of each candidate, reusing the prompts' KV cache."""
+        """Add log-probs of tokens 2..n of each candidate, reusing the prompts' KV cache.
+
+        Candidates are run longest first, so a chunk holds continuations of similar length
+        (little padding), and the vocabulary projection is applied only at their real tokens.
+        """
         torch = _torch()
         pairs = [(b, c) for b, cs in enumerate(cids) for c, ids in enumerate(cs) if len(ids) > 1]
+        pairs.sort(key=lambda p: len(cids[p[0]][p[1]]), reverse=True)
+        body, head, cap = model_parts(self.lm)
         chunk = max(1, self.max_batch_tokens * 4 // max(kpos.shape[1], 1))
         for start in range(0, len(pairs), chunk):
             part = pairs[start : start + chunk]
@@ -455,14 +472,34 @@ class HFEngine:
                 cont[r, : len(rest)] = torch.tensor(rest)
                 qpos[r, : len(rest)] = int(nxt[r]) + torch.arange(len(rest))
             cont, qpos = cont.to(self.device), qpos.to(self.device)
-            lp = (
-                self._run(cont, qpos, sub, torch.cat([kpos[rows], qpos], dim=1))
-                .logits.float()
-                .log_softmax(-1)
+            hidden = body(
+                input_ids=cont,
+                attention_mask=self._masks(qpos, torch.cat([kpos[rows], qpos], dim=1)),
+                position_ids=qpos.clamp(min=0),
+                use_cache=True,
+                **{self._cache_kw: sub},
+            ).last_hidden_state
+            # real positions only: row r's token j predicts its candidate's token j + 1
+            at = [(r, j) for r, (b, c) in enumerate(part) for j in range(len(cids[b][c]) - 1)]
+            r_idx = torch.tensor([r for r, _ in at], device=self.device)
+            j_idx = torch.tensor([j for _, j in at], device=self.device)
+            logits = head(hidden[r_idx, j_idx]).float()
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            target = torch.tensor(
+                [
+                    cids[b][c][j + 1]
+                    for r, (b, c) in enumerate(part)
+                    for j in range(len(cids[b][c]) - 1)
+                ],
+                device=self.device,
+            )
+            lp = logits.log_softmax(-1).gather(1, target[:, None])[:, 0].double()
+            sums = torch.zeros(len(part), dtype=lp.dtype, device=self.device).index_add_(
+                0, r_idx, lp
             )
             for r, (b, c) in enumerate(part):
-                ids = cids[b][c]
-                scores[b][c] += sum(lp[r, j - 1, ids[j]].item() for j in range(1, len(ids)))
+                scores[b][c] += float(sums[r])
 
     # ------------------------------------------------------------ generation
 

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ladder.engines.hf import model_parts
 from ladder.errors import LadderError
 from ladder.progress import NullProgress, Progress
 from ladder.training.data import Record, collate, length_batches
@@ -118,13 +119,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def model_parts(model):
-    """The body that makes hidden states, the vocabulary projection, and its logit soft-cap."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(lm, lm.base_model_prefix)
-    return body, lm.get_output_embeddings(), getattr(lm.config, "final_logit_softcapping", None)
 
 
 def answer_logits(model, batch):
