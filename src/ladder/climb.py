@@ -341,11 +341,12 @@ def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
     The measurement answers zero-shot's first dev items (kept for its race), so a climb without
     zero-shot plans only when it has a budget to fit.
     """
-    from ladder.planner import EVAL, PLAN_ONLY, make_plan, measure_speed
+    from ladder.planner import EVAL, LORA_RUNGS, PLAN_ONLY, make_plan, measure_speed
 
     if opts.budget is None and ("zero-shot" not in rung_names or opts.variant):
         return None  # nothing to fit (one forced variant is no selection to plan)
-    plan = make_plan(ctx, rung_names, measure_speed(ctx), opts.budget)
+    tuned = next((r for r in rung_names if r in LORA_RUNGS), None)
+    plan = make_plan(ctx, rung_names, measure_speed(ctx, tuned), opts.budget)
     for rung, settings in plan.overrides.items():
         if rung == EVAL:
             ctx.consistency_half_width = settings["consistency_half_width"]

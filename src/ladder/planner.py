@@ -14,8 +14,11 @@ budget, it cuts in a fixed order until the estimate fits, cheapest loss of evide
 Each cut that widens an interval says by how much (`Plan.widened`). Hold-out sizes are never
 cut, so no hold-out interval widens: every rung is still measured on the same hold-out.
 
-Estimates, not promises: training speed is taken as a third of the measured prompt speed
-(a backward pass costs about two forwards), and few-shot prompts scale with their length.
+Estimates, not promises. Training is timed, not guessed: when a fine-tuning rung is planned,
+the probe also runs the forward pass of a few training records (the adapter's own short prompt,
+the vocabulary projection at the answer tokens only, no prefix cache: what a training step
+computes), and a training step costs about three of those (a backward pass is about two
+forwards). Few-shot prompts scale with their length.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ladder.rungs.racing import FIRST_ROUND
 from ladder.timing import PHASES
 
 PROBE_ITEMS = 4  # dev answers timed to measure this machine's speed
-TRAIN_COST = 3.0  # a training token costs about three prompt tokens (forward + backward)
+TRAIN_COST = 3.0  # a training step costs about three forwards of its records (+ backward)
 LORA_RUNGS = ("lora", "distill")
 DEV_CAPS = (64, 48, 32)  # dev items a budget may limit a prompt race to, in order
 BUDGET_CONSISTENCY = 0.25  # the consistency CI half-width a budget may relax to
@@ -54,18 +57,20 @@ def parse_budget(text: str) -> float:
 class Speed:
     item_s: float  # seconds per answered item, plain zero-shot prompt
     prompt_tokens: float  # its mean prompt tokens
-    tokens_per_s: float  # prompt tokens per second
+    tokens_per_s: float  # prompt tokens per second, answering (label scoring or generation)
     items: int  # how many items were timed
+    record_s: float = 0.0  # seconds of one training record's forward pass (0: not measured)
 
     def describe(self) -> dict[str, Any]:
         return {k: round(v, 4) for k, v in vars(self).items()}
 
 
-def measure_speed(ctx: Context) -> Speed:
+def measure_speed(ctx: Context, tuned: str | None = None) -> Speed:
     """Time the first dev answers of zero-shot's `instructions+format` variant.
 
     They go through the run store like any prediction, so the race reuses them and a resumed
-    climb re-reads their measured seconds instead of answering again.
+    climb re-reads their measured seconds instead of answering again. With a fine-tuning rung
+    (`tuned`) planned, the forward pass of a few of its training records is timed too.
     """
     from ladder.rungs.prompting import PromptSolution
 
@@ -76,7 +81,42 @@ def measure_speed(ctx: Context) -> Speed:
     preds = ctx.predict(sol, items, "dev", desc="measuring this machine")
     seconds = max(sum(p.compute_s for p in preds), 1e-6)
     tokens = sum(p.tokens_in for p in preds)
-    return Speed(seconds / len(preds), tokens / len(preds), tokens / seconds, len(preds))
+    record = _record_seconds(ctx, tuned) if tuned else 0.0
+    return Speed(seconds / len(preds), tokens / len(preds), tokens / seconds, len(preds), record)
+
+
+RECORD_PROBE = 8  # training records whose forward pass the probe times (one batch)
+
+
+def _record_seconds(ctx: Context, rung: str) -> float:
+    """Seconds of one training record's forward: its short prompt, then its answer scored as
+    the one choice (the projection at the answer tokens only), without a prefix cache, as a
+    training step runs it; 0 when the engine cannot score."""
+    import time
+
+    from ladder.engines.base import ScoreRequest
+    from ladder.rungs.lora import short_builder
+
+    engine, train = ctx.engine(), ctx.dataset.train[:RECORD_PROBE]
+    if not getattr(engine, "supports_scoring", False) or not train:
+        return 0.0
+    kind = ctx.task.kind_impl
+    builder = short_builder(ctx.task, _cfg(ctx, rung, {}).get("max_input_chars", 400))
+    requests = [
+        ScoreRequest(builder.render(e.input), [" " + kind.render_output(e.output, ctx.task)])
+        for e in train
+    ]
+    cached = getattr(engine, "use_prefix_cache", None)
+    if cached is not None:
+        engine.use_prefix_cache = False  # training shares no prefix cache between records
+    try:
+        t0 = time.perf_counter()
+        engine.score(requests)
+        seconds = time.perf_counter() - t0
+    finally:
+        if cached is not None:
+            engine.use_prefix_cache = cached
+    return seconds / len(requests)
 
 
 @dataclass
@@ -258,10 +298,9 @@ def _length_factor(ctx: Context, rung: str, cfg, speed: Speed) -> float:
 
 
 def _tuning(cfg, n_train: int, n_dev: int, n_hold: int, speed: Speed) -> dict[str, float]:
-    tok_s = speed.tokens_per_s / TRAIN_COST
-    per_epoch = (
-        n_train * speed.prompt_tokens
-    ) / tok_s + n_dev * speed.prompt_tokens / speed.tokens_per_s
+    """Training: epochs x (train records forward + backward, dev records forward for its loss)."""
+    record = speed.record_s or speed.item_s  # unmeasured: a record costs about an answer
+    per_epoch = (n_train * TRAIN_COST + n_dev) * record
     training = cfg.get("epochs", 4) * per_epoch
     phases = {"training": training}
     if cfg.get("data_curve"):
