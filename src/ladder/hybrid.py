@@ -153,11 +153,20 @@ def recommend(
     large: tuple[str, list[Prediction], float],
     metric: str,
     bar: float | None,
+    confidence_level: float = 0.95,
 ) -> dict[str, Any]:
-    """The hybrid of `small` and `large` (each: rung, hold-out predictions, $ per call)."""
+    """The hybrid of `small` and `large` (each: rung, hold-out predictions, $ per call).
+
+    Its quality carries an interval like a scorecard's: the routed answers at the chosen
+    threshold, bootstrapped on the hold-out. It meets the bar only when the share of resamples
+    at or above it reaches `confidence_level`, as a rung must; and since the threshold was
+    chosen on this same hold-out, the verdict says so (the figure is optimistic).
+    """
     rows = curve(task, examples, small[1], large[1], metric, small[2], large[2])
     best = choose(rows, bar)
     signal = "label margin" if any(p.scores for p in small[1]) else "format validity"
+    routed = route_at(small[1], large[1], best["threshold"])
+    verdict = _verdict(task, examples, routed, metric, bar, confidence_level)
     return {
         "small": small[0],
         "large": large[0],
@@ -167,6 +176,58 @@ def recommend(
         "share_to_large": best["share_to_large"],
         "quality": best["quality"],
         "per_call": best["per_call"],
-        "meets_bar": bar is not None and best["quality"] >= bar,
+        "meets_bar": bool(verdict and verdict["met"]),
+        "verdict": verdict,
         "curve": rows,
+    }
+
+
+def route_at(small: list[Prediction], large: list[Prediction], threshold: float) -> list[Prediction]:
+    """The answers the route gives at `threshold`: small's unless invalid or below it."""
+    conf = [confidence(p) for p in small]
+    return [
+        lp if (not sp.valid or c is None or c < threshold) else sp
+        for sp, lp, c in zip(small, large, conf)
+    ]
+
+
+def _verdict(
+    task: Task,
+    examples: list[Example],
+    routed: list[Prediction],
+    metric: str,
+    bar: float | None,
+    level: float,
+) -> dict[str, Any] | None:
+    """The routed quality's 95% interval and P(quality ≥ bar), from the scorecards' bootstrap."""
+    from ladder.evaluation.stats import bootstrap_draws, interval, share_at_least
+
+    if bar is None or not examples:
+        return None
+    fn = metric_for(task.kind, metric).fn
+    point, draws = bootstrap_draws(fn, table_for(task, examples, routed), len(examples))
+    lo, hi = interval(draws, point)
+    p = share_at_least(draws, bar) or 0.0
+    met = p >= level
+    state = (
+        f"meets the bar {bar:.2f} at {level:.0%}"
+        if met
+        else (
+            f"bar reached by the point estimate, not shown at {level:.0%}"
+            if point >= bar
+            else f"below the bar {bar:.2f}"
+        )
+    )
+    return {
+        "value": round(point, 4),
+        "ci": [round(lo, 4), round(hi, 4)],
+        "p_meets": round(p, 3),
+        "met": met,
+        "point_reached": point >= bar,
+        "confidence": level,
+        "text": (
+            f"hybrid {state}: {metric} {point:.2f} [{lo:.2f}, {hi:.2f}], "
+            f"P({metric} ≥ {bar:.2f}) = {p:.2f}; its threshold was chosen on this hold-out, "
+            "so the figure is optimistic"
+        ),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from ladder.decide import Facts, decide, hybrid_pair
@@ -374,3 +375,56 @@ def test_the_report_reads_scope_and_merge_into_the_facts(task_yaml, overrides, s
     run = {"config": {"options": {"options": overrides}}}
     f = facts_for(RunView(run, spec, [sc("lora", 0.9, 1e-6)]), load_price_book(), None)
     assert (f.scope, f.merged) == (scope, merged)
+
+
+def _routed_holdout(tmp_path, n_per_label: int, small_right: float, large_right: float):
+    """A hold-out where the small model is sure and right on a share of items, unsure (and
+    wrong) on the rest, and the large model is right on a share of everything."""
+    from conftest import write_classify_task
+    from ladder.dataset import Prediction, load_dataset
+    from ladder.task import load_task
+
+    labels = ("work", "personal", "spam")
+    rows = [(f"message {i} about {i % 11}", labels[i % 3]) for i in range(n_per_label * 3 * 4)]
+    task = load_task(write_classify_task(tmp_path / f"t{n_per_label}", rows=rows, labels=labels))
+    hold = load_dataset(task).splits["holdout"]
+    rng = np.random.default_rng(0)
+    small, large = [], []
+    for e in hold:
+        wrong = next(lab for lab in labels if lab != e.output)
+        sure = rng.random() < small_right
+        small.append(
+            Prediction(
+                e.id,
+                e.output if sure else wrong,
+                True,
+                scores=[0.0, -5.0, -6.0] if sure else [0.0, -0.01, -3.0],
+            )
+        )
+        large.append(
+            Prediction(e.id, e.output if rng.random() < large_right else wrong, True)
+        )
+    return task, hold, small, large
+
+
+def test_the_hybrid_meets_the_bar_only_at_the_stated_confidence(tmp_path):
+    """Routing reaches the bar by its point estimate on a small hold-out: not shown at 95%, so
+    not recommended as meeting the bar; on a hold-out large enough it is."""
+    from ladder.hybrid import recommend
+
+    task, hold, small, large = _routed_holdout(tmp_path, 12, 0.5, 0.7)
+    h = recommend(task, hold, ("lora", small, 1e-6), ("few-shot", large, 1e-4), "accuracy", 0.8)
+    v = h["verdict"]
+    assert v["value"] == pytest.approx(h["quality"], abs=1e-4) and v["point_reached"]
+    assert v["ci"][0] < 0.8 and not v["met"] and h["meets_bar"] is False
+    assert "not shown at 95%" in v["text"] and "chosen on this hold-out" in v["text"]
+    big_task, big_hold, big_small, big_large = _routed_holdout(tmp_path, 150, 0.6, 0.95)
+    big = recommend(
+        big_task,
+        big_hold,
+        ("lora", big_small, 1e-6),
+        ("few-shot", big_large, 1e-4),
+        "accuracy",
+        0.8,
+    )
+    assert big["verdict"]["met"] and big["meets_bar"] and big["verdict"]["p_meets"] >= 0.95

@@ -343,6 +343,8 @@ def test_the_report_promises_what_the_route_delivers(oracle):
         assert h["threshold"] == cal.threshold
         assert h["share_to_large"] == cal.achieved["large_share"]
         assert h["quality"] == cal.achieved["quality"] >= bar
+        assert h["verdict"]["value"] == pytest.approx(h["quality"], abs=1e-4)  # one routing
+        assert h["meets_bar"] == (h["verdict"]["p_meets"] >= 0.95)
         # and a live request carries the same confidence the sweep used for that item
         spam = next((e, p) for e, p in zip(examples, small_preds) if e.output == "spam")
         raw = g.client().chat.completions.with_raw_response.create(

@@ -73,6 +73,9 @@ def _pick(
     cards: list, f: Facts, gates: dict, comparisons: list, hybrid: dict | None
 ) -> dict[str, Any]:
     meets, notes = _eligible(cards, f, gates)
+    v = (hybrid or {}).get("verdict")
+    if v and v["point_reached"] and not v["met"]:  # not a recommendation, but worth knowing
+        notes.append(v["text"])
     if meets:
         card = min(meets, key=lambda c: (_monthly(c, f), -_v(c, f)))
         rec = {"rung": card.rung, "kind": _kind_of(card), "meets_bar": True, "notes": notes}
@@ -127,6 +130,8 @@ def _reasons(
             f"{h['small']} answers when its {h['signal']} ≥ {h['threshold']:.2f}; {h['large']} takes the other "
             f"{100 * h['share_to_large']:.0f}% of calls: {f.metric} {h['quality']:.2f} at {money(h['per_call'] * 1000)}/1k calls"
         )
+        if h.get("verdict"):
+            out.append(h["verdict"]["text"])
         return out + [g["evidence"] for g in gates.values() if g["answer"] == "yes"][:2]
     card = next(c for c in cards if c.rung == rec["rung"])
     at = (

@@ -196,6 +196,7 @@ def _hybrid(view: RunView, f: Facts) -> dict[str, Any] | None:
         (large, view.preds[large], cost[large]),
         f.metric,
         f.bar,
+        f.bar_confidence,
     )
     card = next(c for c in view.cards if c.rung == small)
     h["fixed"] = (

@@ -168,8 +168,13 @@ def rebuild(ctx: Context, desc: dict[str, Any], by_path: dict[Path, str]):
     return PromptSolution.from_description(ctx, desc, model=model)
 
 
-def _task_model(cat: Catalog, name: str, sol, route: str, *, likelihood: bool) -> TaskModel:
-    local, here = is_local(sol.engine), in_process(sol.engine)
+def _task_model(
+    cat: Catalog, name: str, sol, route: str, *, likelihood: bool, large: bool = False
+) -> TaskModel:
+    """A task solution as a target; its answers cost machine hours when its engine is priced
+    so, and the large model's token prices (given or from the book) when it is the large side,
+    wherever that runs: as economics prices a model with a listed price by its tokens."""
+    local, here = is_local(sol.engine) and not large, in_process(sol.engine)
     return TaskModel(
         name,
         sol,
@@ -233,7 +238,7 @@ def _large_model(cat, ctx, opts, solved, ranked, large_name: str) -> TaskModel:
     desc = solved[prompting[0]].solution.describe()
     rung = f"{desc['rung']}@{large_name}"
     sol = PromptSolution.from_description(ctx, desc, model=large_name, rung=rung)
-    return _task_model(cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False)
+    return _task_model(cat, f"{ctx.task.name}/{rung}", sol, rung, likelihood=False, large=True)
 
 
 def _describe(name: str, cal: Calibration) -> str:
