@@ -182,7 +182,9 @@ def recommend(
     }
 
 
-def route_at(small: list[Prediction], large: list[Prediction], threshold: float) -> list[Prediction]:
+def route_at(
+    small: list[Prediction], large: list[Prediction], threshold: float
+) -> list[Prediction]:
     """The answers the route gives at `threshold`: small's unless invalid or below it."""
     conf = [confidence(p) for p in small]
     return [

@@ -401,9 +401,7 @@ def _routed_holdout(tmp_path, n_per_label: int, small_right: float, large_right:
                 scores=[0.0, -5.0, -6.0] if sure else [0.0, -0.01, -3.0],
             )
         )
-        large.append(
-            Prediction(e.id, e.output if rng.random() < large_right else wrong, True)
-        )
+        large.append(Prediction(e.id, e.output if rng.random() < large_right else wrong, True))
     return task, hold, small, large
 
 
