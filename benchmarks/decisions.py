@@ -2,7 +2,8 @@
 
 For each task built from ../shared/datasets (their own column names and labels), this runs the
 user's commands in subprocesses: `ladder init DATA`, then `ladder climb TASK --budget B` (stop
-at the bar) and `ladder climb TASK --all --budget B` (every rung), each in a fresh run store, with `--leakage drop`.
+at the bar, in a fresh run store, with `--leakage drop`) and `ladder climb TASK --all --run RUN` (every
+rung: it continues the first climb's run, so only the rungs that climb did not reach are climbed).
 It records, per climb: the wall time, the recommendation, its basis (quality / cost / both /
 bar), whether it meets the bar at the stated confidence and the probability it does, the
 sample-size estimate when the top two are not significantly different, and each gate's
@@ -109,20 +110,26 @@ def prepare(name: str, work: Path, env: dict, per_label: int | None) -> tuple[Pa
     return folder, summary
 
 
-def climb(folder: Path, args, every: bool, env: dict) -> dict:
-    runs = Path(tempfile.mkdtemp(prefix="decisions-runs-"))
+def climb(folder: Path, args, every: bool, env: dict, after: dict | None = None) -> dict:
+    """One climb in a fresh run store; with `after` (the stopping climb's row), `--all` continues
+    that run: the rungs it scored are read back (the same answers a fresh `--all` computes, seed
+    for seed) and only the rungs it did not climb are climbed, then everything is decided again."""
+    runs = Path(after["runs"]) if after else Path(tempfile.mkdtemp(prefix="decisions-runs-"))
     # public data has near-duplicates across splits (snips repeats utterances): drop them from
     # the hold-out, as the refusal's own fix says, rather than inflate every score
     cmd = ["climb", str(folder), "--runs", str(runs), "--leakage", "drop"]
     cmd += ["--budget", args.budget] if args.budget else []
     cmd += ["--model", args.model] if args.model else []
     cmd += ["--all"] if every else []
+    cmd += ["--run", after["run_id"]] if after else []
     code, out, secs = ladder(*cmd, env=env)
     reports = sorted(runs.rglob("report.json"), key=lambda p: p.stat().st_mtime)
     row: dict = {"command": "ladder " + " ".join(cmd), "exit": code, "wall_s": round(secs, 1)}
+    row["runs"] = str(runs)
     if code or not reports:
         row["error"] = out[-3000:]
         return row
+    row["run_id"] = reports[-1].parent.name
     rep = json.loads(reports[-1].read_text(encoding="utf-8"))
     d = rep["decision"]
     rec = d["recommendation"]
@@ -179,7 +186,11 @@ def main() -> None:
         folder, summary = prepare(name, work, env, args.per_label)
         row: dict = {**summary, "stop_at_bar": climb(folder, args, False, env)}
         if not args.no_all:
-            row["all"] = climb(folder, args, True, env)
+            first = row["stop_at_bar"]
+            row["all"] = climb(folder, args, True, env, first if "run_id" in first else None)
+            row["all"]["rungs_added"] = sorted(
+                set(row["all"].get("rungs", {})) - set(first.get("rungs", {}))
+            )
             a, b = row["stop_at_bar"], row["all"]
             row["all_agrees"] = a.get("recommendation") == b.get("recommendation")
         row["load_avg_after"] = os.getloadavg()  # other work on the cores slows every climb
