@@ -46,6 +46,16 @@ class Kind(Protocol):
     def error_categories(self, gold: Any, pred: Parsed, task: Task) -> list[str]: ...
 
 
+def metrics_of(kind: str, primary: str) -> list[str]:
+    """A kind's metrics: those registered under `KIND/NAME` (the built-ins by `ladder.builtins`,
+    more by any plugin), in registration order with the primary first. The kind owns them: its
+    metric list is what the registry holds for it, not a second copy of the names."""
+    from ladder.registry import registries
+
+    names = [key.split("/", 1)[1] for key in registries().metrics if key.startswith(f"{kind}/")]
+    return sorted(names, key=lambda n: n != primary)
+
+
 # ---------------------------------------------------------------- classify
 
 
@@ -87,7 +97,7 @@ class Classify:
         raise UnknownLabel(value)
 
     def metric_names(self) -> list[str]:
-        return ["accuracy", "macro_f1", "validity"]
+        return metrics_of(self.name, self.primary_metric)
 
     def answer_format(self, task: Task) -> str:
         return "Answer with exactly one label from this list: " + ", ".join(task.labels) + "."
@@ -234,7 +244,7 @@ class Extract:
         return value
 
     def metric_names(self) -> list[str]:
-        return ["field_f1", "exact_match", "validity"]
+        return metrics_of(self.name, self.primary_metric)
 
     def answer_format(self, task: Task) -> str:
         return (
@@ -363,7 +373,7 @@ class QA:
         return out[0] if len(out) == 1 else out
 
     def metric_names(self) -> list[str]:
-        return ["token_f1", "exact_match", "validity"]
+        return metrics_of(self.name, self.primary_metric)
 
     def answer_format(self, task: Task) -> str:
         return f"Answer in a few words. If the answer is not known, answer: {UNANSWERABLE}."

@@ -112,3 +112,33 @@ def test_consistency_and_label_sampling():
     sharp = sample_labels(np.log(np.array([0.98, 0.01, 0.01])), 1.0, 200, rng)
     flat = sample_labels(np.log(np.array([0.34, 0.33, 0.33])), 1.0, 200, rng)
     assert (sharp == 0).mean() > 0.9 and (flat == 0).mean() < 0.5
+
+
+def test_a_kind_owns_the_metrics_registered_for_it_and_a_plugin_can_add_one(
+    classify_task, tmp_path
+):
+    """The kind's metric list is what the registry holds under `KIND/NAME`: a plugin's metric for
+    classify is computed (with its interval) on every classify scorecard, the primary first."""
+    import numpy as np
+
+    import ladder
+    from ladder.evaluation.metrics import Metric
+    from ladder.registry import registries
+
+    metrics = registries().metrics
+    kind = registries().kinds.get("classify")
+    assert kind.metric_names() == ["accuracy", "macro_f1", "validity"]
+    metrics.register(
+        "classify/first_label_share",
+        Metric(
+            "first_label_share", ("classify",), lambda t, idx: float(np.mean(t["pred"][idx] == 0))
+        ),
+    )
+    try:
+        assert kind.metric_names()[0] == "accuracy" and "first_label_share" in kind.metric_names()
+        card = ladder.evaluate(classify_task, "zero-shot", model="fake", runs_dir=str(tmp_path))
+        mv = card.metrics["first_label_share"]
+        assert 0 <= mv.ci_low <= mv.value <= mv.ci_high <= 1
+    finally:
+        metrics._items.pop("classify/first_label_share")
+    assert "first_label_share" not in kind.metric_names()
