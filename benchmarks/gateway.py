@@ -185,7 +185,8 @@ def bare_app(engine):
 
 def part_http(args) -> dict:
     from ladder.engines.fake import FakeEngine
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.build import build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions
     from ladder.serve.server import ServerThread
 
     out = {}
@@ -328,7 +329,8 @@ def engine_load(args, sol, inputs, n: int, conc: int) -> dict:
 
 
 def part_llama(args) -> dict:
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.build import build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions
     from llama_util import ALIAS, start_llama_server, stop
 
     url, proc = start_llama_server(Path(tempfile.mkdtemp()) / "llama.log")
@@ -367,7 +369,8 @@ def part_llama(args) -> dict:
 def part_vllm(args) -> dict:
     """vLLM direct vs through the gateway; then the hf engine vs vLLM on one hold-out slice."""
     from ladder.engines.gguf import embedded_dir, embedded_ready
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.build import build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions
     from ladder.serve.vllm import VLLMOptions, VLLMServer, find_python
 
     python = ROOT / ".venv-vllm" / "bin" / "python"

@@ -73,7 +73,8 @@ def gateway(
 ):
     """Start a gateway; yields a `Gateway`. Options: a ServeOptions; limits: Limits fields."""
     from ladder.serve.app import create_app
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.build import build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions
     from ladder.serve.logs import open_db
     from ladder.serve.server import ServerThread
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the other modules load on first use
     from ladder.dataset import Dataset
     from ladder.evaluation.scorecard import Scorecard
     from ladder.report import Outcome
-    from ladder.serve.server import Served
+    from ladder.serve.build import Served
     from ladder.task import Task
 
 
@@ -141,9 +141,9 @@ def serve(
     default the runs folder's, as `ladder keys create` makes them).
     """
     from ladder.errors import LadderError
-    from ladder.serve.catalog import ServeOptions, build_catalog
+    from ladder.serve.build import Served, build_catalog
+    from ladder.serve.catalog import ServeOptions
     from ladder.serve.logs import open_db
-    from ladder.serve.server import Served
 
     if not auth and host not in ("127.0.0.1", "localhost", "::1"):
         raise LadderError(

@@ -183,7 +183,7 @@ def test_the_runs_adapter_is_served_from_vllm_through_the_gateway(climbed, vllm_
         assert all(r.usage.prompt_tokens > 0 for _, r in got)
         # the adapter is also a raw model name, generated on vLLM
         out = c.completions.create(
-            model=next(n for n, t in g.catalog.targets.items() if t.kind == "adapter"),
+            model=next(n for n, t in g.catalog.targets.items() if t.role == "adapter"),
             prompt="Subject: hello",
             max_tokens=4,
             temperature=0,

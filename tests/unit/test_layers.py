@@ -39,7 +39,7 @@ def test_the_source_tree_keeps_its_layers():
     res = lint_imports(ROOT)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
-    assert "Contracts: 1 kept, 0 broken." in out
+    assert "Contracts: 2 kept, 0 broken." in out
 
 
 def test_an_upward_import_breaks_the_layers(tmp_path):
@@ -56,6 +56,23 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
     assert "ladder.evaluation is not allowed to import ladder.climb" in out
+
+
+def test_the_gateway_catalog_cannot_reach_back_to_build_time(tmp_path):
+    """serve's own layers: the catalog that request time reads imports no run resolution (the
+    old catalog <-> runs cycle) - not even lazily, inside a function."""
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    catalog = tmp_path / "src" / "ladder" / "serve" / "catalog.py"
+    catalog.write_text(
+        catalog.read_text(encoding="utf-8")
+        + "\n\ndef _back():\n    from ladder.serve.runs import from_run\n\n    return from_run\n",
+        encoding="utf-8",
+    )
+    res = lint_imports(tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "ladder.serve.catalog is not allowed to import ladder.serve.runs" in out
 
 
 def test_registry_imports_nothing_it_registers():

@@ -154,7 +154,7 @@ def test_a_runs_adapter_is_served_as_its_rung(tiny, tmp_path):
 
 def test_bad_adapter_folder_is_a_clear_error(tiny, tmp_path):
     from ladder.errors import ModelError
-    from ladder.serve.catalog import build_catalog
+    from ladder.serve.build import build_catalog
 
     base, _, _ = tiny
     (tmp_path / "empty").mkdir()

@@ -129,7 +129,7 @@ def test_task_routes_and_adapters_answer_on_vllm(run, fake):
 
 def test_a_server_without_the_adapter_and_no_runtime_loading_is_refused(run, fake):
     from ladder.errors import LadderError
-    from ladder.serve.catalog import build_catalog
+    from ladder.serve.build import build_catalog
 
     _, url = fake(runtime_loading=False)
     with pytest.raises(LadderError) as err:
@@ -151,7 +151,7 @@ def test_an_adapter_served_under_another_name_is_found_by_its_folder(run, fake):
 
 def test_a_server_with_another_base_model_is_refused(run, fake):
     from ladder.errors import LadderError
-    from ladder.serve.catalog import build_catalog
+    from ladder.serve.build import build_catalog
 
     _, url = fake(base="gemma", root="/models/other", runtime_loading=True)
     with pytest.raises(LadderError, match="not the run's base model") as err:

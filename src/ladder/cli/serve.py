@@ -198,7 +198,8 @@ def serve_cmd(
     """Serve a run's winner behind an OpenAI-compatible API (chat, completions, streaming), with a request log."""
     require("fastapi", "serve", "The gateway")
     from ladder.serve.app import create_app
-    from ladder.serve.catalog import Limits, ServeOptions, build_catalog
+    from ladder.serve.build import build_catalog
+    from ladder.serve.catalog import Limits, ServeOptions
     from ladder.serve.logs import open_db, safe_url
     from ladder.serve.runs import open_run
     from ladder.serve.server import run as run_server

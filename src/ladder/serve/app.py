@@ -88,7 +88,7 @@ async def _serve_one(gw: Gateway, request, endpoint: str):
         target = gw.catalog.get(req.model)
         call = gw.call(target, req, endpoint, rid, body)
         rec["input"] = call.text
-        if req.stream and target.kind == "upstream":
+        if req.stream and target.relays:
             return await _relay(gw, target, call, rec, t0, req.model)
         ans, cache = await gw.answer(target, call)
     except ApiError as exc:
@@ -287,5 +287,5 @@ def _model_card(t) -> dict[str, Any]:
         "object": "model",
         "created": 0,
         "owned_by": "ladder",
-        "ladder": {"kind": t.kind, "description": t.description},
+        "ladder": {"kind": t.role, "description": t.description},  # `kind`: the field's API name
     }

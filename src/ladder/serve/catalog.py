@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ladder.engines.base import capability
 from ladder.errors import LadderError, ModelError
-from ladder.progress import NullProgress, Progress
+from ladder.progress import Progress
 from ladder.rungs.context import Context
 from ladder.serve.adapters import AdapterSet, AdapterView, adapter_meta, check_adapter_folder
 from ladder.serve.router import Calibration
@@ -133,23 +133,6 @@ class Catalog:
             self.closers.pop()()
 
 
-def build_catalog(opts: ServeOptions, progress: Progress | None = None) -> Catalog:
-    progress = progress or NullProgress()
-    cat = Catalog(opts.limits)
-    try:
-        if opts.run:
-            from ladder.serve.runs import from_run
-
-            from_run(cat, opts, progress)
-        else:
-            _from_model(cat, opts)
-        add_embeddings(cat)
-    except BaseException:
-        cat.close()
-        raise
-    return cat
-
-
 def add_embeddings(cat: Catalog) -> None:
     """The rag index's embedder, shared with the run's retrieval, behind /v1/embeddings."""
     from ladder.serve.embeddings import EmbeddingModel
@@ -214,7 +197,7 @@ def add_vllm(
     )
     cat.add(local(name, engines[name]))
     for ad_name in wanted:
-        cat.add(local(ad_name, engines[ad_name], kind="adapter"))
+        cat.add(local(ad_name, engines[ad_name], role="adapter"))
     cat.lines.extend(served.lines)
     return engines, {Path(path).resolve(): ad_name for ad_name, path in wanted.items()}
 
@@ -242,7 +225,7 @@ def add_adapters(cat: Catalog, base, name: str, wanted: dict[str, Path]):
         aset.load(ad_name, path)
     cat.add(local(name, AdapterView(name, aset, None)))
     for ad_name in wanted:
-        cat.add(local(ad_name, AdapterView(ad_name, aset, ad_name), kind="adapter"))
+        cat.add(local(ad_name, AdapterView(ad_name, aset, ad_name), role="adapter"))
     cat.lines.append(f"adapters: {', '.join(wanted)} on one {name} (switched per request)")
     return {Path(path).resolve(): ad_name for ad_name, path in wanted.items()}
 
@@ -339,7 +322,7 @@ def _discover(base_url: str, key: str | None) -> str:
         ) from None
 
 
-def _from_model(cat: Catalog, opts: ServeOptions) -> None:
+def from_model(cat: Catalog, opts: ServeOptions) -> None:
     from ladder.engines.resolve import make_engine, resolve_model
 
     name = opts.model or "gemma-3-270m"

@@ -24,7 +24,7 @@ from ladder.serve.worker import Worker
 class EmbeddingModel:
     """The embedder behind `/v1/embeddings`, listed in `/v1/models` under its own name."""
 
-    kind = "embedding"
+    role = "embedding"
 
     def __init__(self, embedder, worker: Worker, timeout: float):
         self.embedder, self.worker, self.timeout = embedder, worker, timeout

@@ -102,8 +102,8 @@ class Gateway:
                 ) from None
             users = [m["content"] for m in msgs if m["role"] == "user"]
             text = users[-1] if users else ""
-            prompt = target.render_chat(msgs) if target.kind in ("model", "adapter") else text
-            if target.kind in ("task", "route") and len(msgs) > 1:
+            prompt = target.render_chat(msgs) if target.renders_chat else text
+            if target.is_task and len(msgs) > 1:
                 # the route's prompt is the run's: another turn would be read by nothing
                 raise ApiError(
                     400,
@@ -114,7 +114,7 @@ class Gateway:
                 )
         else:
             prompt = text = req.prompt
-        if target.kind in ("task", "route") and not text.strip():
+        if target.is_task and not text.strip():
             raise ApiError(
                 400,
                 f"'{target.name}' answers a task: send its input as the (last) user message.",

@@ -170,7 +170,8 @@ def _target(quality: float | None, share: float | None, threshold: float | None)
 class Route(Target):
     """A model name that answers with the small solution, or the large one when unsure."""
 
-    kind = "route"
+    role = "route"
+    is_task = True
     default_temperature = 0.0
 
     def __init__(self, name: str, small: TaskModel, large: TaskModel, threshold: float, health):

@@ -67,27 +67,3 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-class Served(ServerThread):
-    """`ladder.serve`: the gateway on a catalog, in a background thread; `stop()` also unloads
-    the catalog's models and flushes the request log."""
-
-    def __init__(self, catalog, db, host: str, port: int | None, *, auth: bool):
-        from ladder.serve.app import create_app
-
-        super().__init__(create_app(catalog, db, auth=auth), host, port)
-        self.catalog = catalog
-
-    def start(self, timeout: float = 30.0) -> Served:
-        super().start(timeout)
-        return self
-
-    def __enter__(self) -> Served:
-        return self if self.thread.is_alive() else self.start()
-
-    def stop(self) -> None:
-        try:
-            super().stop()
-        finally:
-            self.catalog.close()

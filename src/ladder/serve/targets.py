@@ -75,8 +75,14 @@ class Answer:
 
 
 class Target:
+    """What a model name serves. The gateway asks a target what it is (`renders_chat`,
+    `is_task`, `relays`), never its `role`, which only names it in `/v1/models`."""
+
     name: str
-    kind: str  # model | adapter | task | route | upstream
+    role: str  # model | adapter | task | route | upstream | embedding
+    renders_chat = False  # a raw model: chat messages become one prompt by its chat template
+    is_task = False  # answers its task from one user message, with the prompt its run measured
+    relays = False  # proxies another server: a stream is relayed as it comes
     description: str = ""
     default_temperature: float = 1.0  # OpenAI's default for raw models
 
@@ -164,24 +170,26 @@ async def on_worker(worker: Worker, key, item, run, timeout: float):
 class LocalModel(Target):
     """A local model or one of its adapters (an engine view), answering raw prompts."""
 
+    renders_chat = True
+
     def __init__(
         self,
         name: str,
         engine,
         worker: Worker,
         *,
-        kind: str = "model",
+        role: str = "model",
         price_hour: float = 0.0,
         timeout: float = 120.0,
         pool: ThreadPoolExecutor | None = None,
         gate: Gate | None = None,
     ):
-        self.name, self.engine, self.worker, self.kind = name, engine, worker, kind
+        self.name, self.engine, self.worker, self.role = name, engine, worker, role
         self.price_hour, self.timeout = price_hour, timeout
         # an engine in another process (vLLM) is called from a thread pool, many at once
         self.pool, self.gate = pool, gate or Gate(256, "the model server")
         info = engine.info()
-        self.description = f"{kind} on {info.get('base_model', info.get('model'))}" + (
+        self.description = f"{role} on {info.get('base_model', info.get('model'))}" + (
             f" + adapter {info['adapter']}" if info.get("adapter") else ""
         )
         self.constrains = bool(capability(engine, "structured_outputs"))  # JSON by construction
@@ -241,7 +249,8 @@ class TaskModel(Target):
     remote ones (a prompt on an upstream model) in a bounded thread pool.
     """
 
-    kind = "task"
+    role = "task"
+    is_task = True
     default_temperature = 0.0  # a task model answers deterministically unless asked otherwise
 
     def __init__(
@@ -263,7 +272,7 @@ class TaskModel(Target):
         self.gate = gate or Gate(256, "the remote model")  # bounds the pool's waiting line
         self.confidence = confidence  # (solution, examples, preds) -> list[float | None]
         self.price_hour, self.prices = price_hour, prices
-        self.kind_ = solution.task.kind_impl
+        self.task_kind = solution.task.kind_impl
         self.description = (
             f"{solution.task.name}: {solution.rung} · {solution.variant} on {solution.model}"
         )
@@ -326,7 +335,7 @@ class TaskModel(Target):
         return out
 
     def _render(self, output) -> str:
-        return self.kind_.render_output(output, self.solution.task)
+        return self.task_kind.render_output(output, self.solution.task)
 
     async def answer(self, call: Call) -> Answer:
         return (await self.answers(replace(call, n=1)))[0]

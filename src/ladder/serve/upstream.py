@@ -45,7 +45,8 @@ class Health:
 class Upstream(Target):
     """An OpenAI-compatible endpoint served as a "large" model: requests are proxied to it."""
 
-    kind = "upstream"
+    role = "upstream"
+    relays = True
 
     def __init__(
         self,
