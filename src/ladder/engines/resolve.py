@@ -130,6 +130,7 @@ def openai_factory(entry: ModelEntry):
         concurrency=s.concurrency,
         timeout=s.timeout,
         max_retries=s.max_retries,
+        check=bool(s.options.get("check", True)),  # a gateway's upstream keeps its own health
     )
 
 

@@ -267,8 +267,11 @@ def large_spec(opts: ServeOptions, task=None) -> tuple[str, ModelSpec]:
 
 
 def add_large(cat: Catalog, opts: ServeOptions, task=None):
-    """The large model's engine (for prompts) and its proxy target, sharing one health record."""
-    from ladder.engines.openai_compat import OpenAIEngine
+    """The large model's engine (for prompts) and its proxy target, sharing one health record.
+
+    The engine is built through the engine registry like every other; the proxy checks the
+    endpoint's health itself, so the engine skips its start-up check."""
+    from ladder.engines.resolve import ModelEntry, make_engine
 
     name, spec = large_spec(opts, task)
     base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
@@ -277,16 +280,20 @@ def add_large(cat: Catalog, opts: ServeOptions, task=None):
     cat.large_price = opts.large_price or _book_price(cat, opts, task, name, remote)
     timeout = min(spec.timeout, opts.limits.upstream_timeout_s)
     conc = min(spec.concurrency, opts.limits.upstream_concurrency)
-    engine = OpenAIEngine(
-        name,
-        remote_model=remote,
-        base_url=base_url,
-        api_key=key,
-        api=spec.api,
-        concurrency=conc,
-        timeout=timeout,
-        max_retries=1,
-        check=False,
+    engine = make_engine(
+        ModelEntry(
+            name,
+            spec.model_copy(
+                update={
+                    "base_url": base_url,
+                    "model": remote,
+                    "concurrency": conc,
+                    "timeout": timeout,
+                    "max_retries": 1,
+                    "options": {**spec.options, "check": False},
+                }
+            ),
+        )
     )
     health = Health()
     up = Upstream(
