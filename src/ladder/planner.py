@@ -269,6 +269,7 @@ def _estimate(ctx: Context, rung_names, speed: Speed, overrides) -> dict[str, di
             phases["consistency"] = min(n_hold, sample) * ev.repeats * item
         if rung in LORA_RUNGS:
             phases.update(_tuning(cfg, n_train, n_dev, n_hold, speed))
+            phases["dev selection"] = n_dev * speed.item_s  # the adapter's dev score
             if rung == "distill":
                 phases["other"] = n_train * speed.item_s * 2  # the teacher labels the pool
         else:

@@ -359,8 +359,12 @@ def finish(
     from ladder.training.adapters import META_FILE
 
     dev, holdout = ctx.examples("dev"), ctx.examples("holdout")
-    dev_preds = ctx.predict(solution, dev, "dev", desc=f"{rung} · dev") if dev else []
-    preds = ctx.predict(solution, holdout, "holdout", desc=f"{rung} · holdout · {solution.variant}")
+    with ctx.phase("dev selection"):  # the adapter's dev score (what the teacher check reads)
+        dev_preds = ctx.predict(solution, dev, "dev", desc=f"{rung} · dev") if dev else []
+    with ctx.phase("hold-out"):  # answered here once; the evaluation reads them back
+        preds = ctx.predict(
+            solution, holdout, "holdout", desc=f"{rung} · holdout · {solution.variant}"
+        )
     meta = fitted.meta
     meta["scores"] = {
         "dev": dev_summary(ctx.task, dev, dev_preds) if dev else None,
