@@ -211,8 +211,8 @@ def test_report_of_a_run_whose_task_moved_keeps_the_economics(tmp_path, run_cli)
 def test_the_climb_hands_its_results_to_the_report_without_reading_them_back(tmp_path, monkeypatch):
     """The report prices the climb's own scorecard objects; the task file is not reloaded and
     run.json is written once, already priced and decided."""
-    from ladder.report import build  # (`import ladder.report.build as` meets the function)
     from ladder.fsutil import atomic_write_json as real_write
+    from ladder.report import build  # (`import ladder.report.build as` meets the function)
 
     def no_reload(*a, **k):
         raise AssertionError("the report reloaded something the climb holds")
