@@ -201,7 +201,12 @@ def _verdict(
     bar: float | None,
     level: float,
 ) -> dict[str, Any] | None:
-    """The routed quality's 95% interval and P(quality ≥ bar), from the scorecards' bootstrap."""
+    """The routed quality's 95% interval and P(quality >= bar), from the scorecards' bootstrap,
+    judged by the rungs' own rule and words (`evaluation.bar.verdict`)."""
+    from types import SimpleNamespace
+
+    from ladder.evaluation.bar import verdict
+    from ladder.evaluation.scorecard import MetricValue
     from ladder.evaluation.stats import bootstrap_draws, interval, share_at_least
 
     if bar is None or not examples:
@@ -209,27 +214,8 @@ def _verdict(
     fn = metric_for(task.kind, metric).fn
     point, draws = bootstrap_draws(fn, table_for(task, examples, routed), len(examples))
     lo, hi = interval(draws, point)
-    p = share_at_least(draws, bar) or 0.0
-    met = p >= level
-    state = (
-        f"meets the bar {bar:.2f} at {level:.0%}"
-        if met
-        else (
-            f"bar reached by the point estimate, not shown at {level:.0%}"
-            if point >= bar
-            else f"below the bar {bar:.2f}"
-        )
-    )
-    return {
-        "value": round(point, 4),
-        "ci": [round(lo, 4), round(hi, 4)],
-        "p_meets": round(p, 3),
-        "met": met,
-        "point_reached": point >= bar,
-        "confidence": level,
-        "text": (
-            f"hybrid {state}: {metric} {point:.2f} [{lo:.2f}, {hi:.2f}], "
-            f"P({metric} ≥ {bar:.2f}) = {p:.2f}; its threshold was chosen on this hold-out, "
-            "so the figure is optimistic"
-        ),
-    }
+    mv = MetricValue(value=round(point, 4), ci_low=round(lo, 4), ci_high=round(hi, 4))
+    mv.p_bar, mv.bar = share_at_least(draws, bar) or 0.0, bar
+    v = verdict(SimpleNamespace(rung="hybrid", metrics={metric: mv}), metric, bar, level)
+    v["text"] += "; its threshold was chosen on this hold-out, so the figure is optimistic"
+    return {**v, "value": mv.value, "ci": [mv.ci_low, mv.ci_high]}

@@ -42,17 +42,23 @@ def test_the_source_tree_keeps_its_layers():
     assert "Contracts: 2 kept, 0 broken." in out
 
 
-def test_an_upward_import_breaks_the_layers(tmp_path):
+def with_hidden_import(tmp_path: Path, module: str, statement: str) -> Path:
+    """A copy of the tree where `module` (a path under src/ladder) imports inside a function,
+    the way a cycle is usually hidden: it still counts."""
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    metrics = tmp_path / "src" / "ladder" / "evaluation" / "metrics.py"
-    # inside a function, the way a cycle is usually hidden: it still counts
-    metrics.write_text(
-        metrics.read_text(encoding="utf-8")
-        + "\n\ndef _upward():\n    from ladder.climb import ClimbOptions\n\n    return ClimbOptions\n",
-        encoding="utf-8",
+    path = tmp_path / "src" / "ladder" / module
+    body = f"\n\ndef _hidden():\n    {statement}\n"
+    path.write_text(path.read_text(encoding="utf-8") + body, encoding="utf-8")
+    return tmp_path
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    res = lint_imports(
+        with_hidden_import(
+            tmp_path, "evaluation/metrics.py", "from ladder.climb import ClimbOptions"
+        )
     )
-    res = lint_imports(tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
     assert "ladder.evaluation is not allowed to import ladder.climb" in out
@@ -61,15 +67,9 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
 def test_the_gateway_catalog_cannot_reach_back_to_build_time(tmp_path):
     """serve's own layers: the catalog that request time reads imports no run resolution (the
     old catalog <-> runs cycle) - not even lazily, inside a function."""
-    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    catalog = tmp_path / "src" / "ladder" / "serve" / "catalog.py"
-    catalog.write_text(
-        catalog.read_text(encoding="utf-8")
-        + "\n\ndef _back():\n    from ladder.serve.runs import from_run\n\n    return from_run\n",
-        encoding="utf-8",
+    res = lint_imports(
+        with_hidden_import(tmp_path, "serve/catalog.py", "from ladder.serve.runs import from_run")
     )
-    res = lint_imports(tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
     assert "ladder.serve.catalog is not allowed to import ladder.serve.runs" in out
