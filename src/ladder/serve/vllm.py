@@ -10,8 +10,9 @@ cache); vLLM runs the model. Two ways to get the server:
   `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True` - otherwise serving refuses, naming the
   `--lora-modules NAME=PATH` flags to start it with. The adapter folders must be readable by
   the server (the same machine, or a shared filesystem).
-- no URL: Ladder starts `python -m vllm.entrypoints.openai.api_server` from `.venv-vllm`
-  (`make vllm-venv`; or `--vllm-python PATH`) with `--enable-lora --lora-modules ...` for every
+- no URL: Ladder starts `python -m vllm.entrypoints.openai.api_server` from the environment
+  `make vllm-venv` builds (`~/.cache/ladder/venv-vllm-0.32.0`; or `.venv-vllm` in the checkout,
+  `$LADDER_VLLM_PYTHON`, `--vllm-python PATH`) with `--enable-lora --lora-modules ...` for every
   adapter, waits until it answers `/health`, and stops it when serving ends.
 
 Each served name then gets a `vllm` engine (`ladder.engines.vllm`): label scoring from prompt
@@ -34,12 +35,16 @@ from ladder.progress import NullProgress, Progress
 MODULE = "vllm.entrypoints.openai.api_server"
 RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
 VENV = ".venv-vllm"
+# where `make vllm-venv` builds it: one per machine, kept between checkouts (and CI runs)
+VLLM_VERSION = "0.32.0"
+SHARED_VENV = Path("~/.cache/ladder") / f"venv-vllm-{VLLM_VERSION}"
+ENV_PYTHON = "LADDER_VLLM_PYTHON"  # an interpreter with vLLM, for `ladder serve` and the tests
 
 
 @dataclass
 class VLLMOptions:
     url: str | None = None  # a running server's OpenAI base URL (…/v1); None: start one
-    python: str | None = None  # the interpreter with vLLM installed (default: .venv-vllm's)
+    python: str | None = None  # the interpreter with vLLM installed (default: find_python)
     port: int | None = None  # where a started server listens (default: a free port)
     max_model_len: int = 2048
     startup_timeout_s: float = 1200.0  # minutes on a busy CPU
@@ -101,21 +106,28 @@ def lora_rank(adapters: dict[str, Path]) -> int:
 
 
 def find_python(given: str | None) -> Path:
-    """The interpreter that has vLLM: --vllm-python, else .venv-vllm here or in Ladder's checkout."""
-    if given:
-        py = Path(given).expanduser()
+    """The interpreter that has vLLM: --vllm-python, else $LADDER_VLLM_PYTHON, else `.venv-vllm`
+    here or in Ladder's checkout, else the one `make vllm-venv` builds in ~/.cache/ladder."""
+    if given or os.environ.get(ENV_PYTHON):
+        where = f"--vllm-python {given}" if given else f"${ENV_PYTHON}={os.environ[ENV_PYTHON]}"
+        py = Path(given or os.environ[ENV_PYTHON]).expanduser()
         if not py.exists():
-            raise LadderError(f"--vllm-python {given}: no such file.")
+            raise LadderError(
+                f"{where}: no such file.",
+                fix="point it at the python of a virtual environment with vllm installed "
+                "(`make vllm-venv` builds one).",
+            )
         return py
     roots = [Path.cwd(), Path(__file__).resolve().parents[3]]
-    for root in roots:
-        py = root / VENV / "bin" / "python"
+    places = [*(root / VENV for root in dict.fromkeys(roots)), SHARED_VENV.expanduser()]
+    for venv in places:
+        py = venv / "bin" / "python"
         if py.exists():
             return py
     raise LadderError(
-        f"no vLLM environment: {VENV}/bin/python is missing (looked in {', '.join(str(r) for r in dict.fromkeys(roots))}).",
-        fix="build it with `make vllm-venv`, point --vllm-python at a Python with vllm installed, "
-        "or give --vllm-url of a running vLLM server.",
+        f"no vLLM environment: bin/python is missing in {', '.join(str(p) for p in places)}.",
+        fix="build it with `make vllm-venv`, point --vllm-python (or $LADDER_VLLM_PYTHON) at a "
+        "Python with vllm installed, or give --vllm-url of a running vLLM server.",
     )
 
 

@@ -1,0 +1,149 @@
+"""The LoRA recipe: which settings reach today's quality with fewer training tokens.
+
+Each recipe trains the lora rung on the same task, split and seed (a climb of `--rungs lora`,
+no data curve, no forgetting check), and the adapter answers the same dev and hold-out items.
+Recorded per recipe: training tokens, optimizer steps, epochs run (early stopping on dev loss
+may stop sooner), training seconds, the dev loss after each epoch, dev accuracy, the hold-out
+score with its 95% CI, and the paired comparison with the baseline recipe on the hold-out
+(McNemar and a paired bootstrap CI of the difference). A recipe "keeps the hold-out" when that
+difference is not significant and its point estimate lies within the baseline's own CI.
+
+    python benchmarks/lora_recipe.py                       # every recipe below, email-triage
+    python benchmarks/lora_recipe.py --recipes today,bs4-lr2e-3-2ep --task examples/email-triage
+
+Writes benchmarks/results/lora_recipe-<task>.json with machine info. Run alone on the machine:
+the seconds are wall clock on shared cores otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# the baseline first: every other recipe is compared with it on the same hold-out items
+RECIPES: dict[str, dict] = {
+    "today": {"epochs": 4, "lr": 1e-3, "batch_size": 8},
+    "2ep": {"epochs": 2, "lr": 1e-3, "batch_size": 8},
+    "bs4-lr2e-3-2ep": {"epochs": 2, "lr": 2e-3, "batch_size": 4},
+    "bs4-all-linear-2ep": {"epochs": 2, "lr": 1e-3, "batch_size": 4, "target_modules": ALL_LINEAR},
+    "bs4-lr2e-3-1ep": {"epochs": 1, "lr": 2e-3, "batch_size": 4},
+}
+
+
+TRAINING_KEYS = ("seconds", "tokens", "answer_tokens", "steps", "epochs", "best_epoch")
+TRAINING_KEYS += ("tokens_per_s", "stopped", "dtype")
+
+
+def machine() -> dict:
+    import os
+
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_start": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def train_one(task: Path, name: str, recipe: dict, runs: str) -> dict:
+    from ladder.climb import ClimbOptions, climb
+    from ladder.training.adapters import read_meta
+
+    options = {"lora": {**recipe, "data_curve": None, "forgetting": False}}
+    t0 = time.perf_counter()
+    res = climb(task, ClimbOptions(rungs=["lora"], all_rungs=True, runs_dir=runs, options=options))
+    wall = time.perf_counter() - t0
+    card = res.scorecards[0]
+    meta = read_meta(Path(card.extras["adapter"]["path"]))
+    t = meta["training"]
+    m = card.metrics[card.primary_metric]
+    return {
+        "recipe": recipe,
+        "run_id": res.run_id,
+        "wall_s": round(wall, 1),
+        "phases_s": {p: round(s, 1) for p, s in res.phases.get("lora", {}).items()},
+        "training": {k: t[k] for k in TRAINING_KEYS},
+        "dev_loss": [h["dev_loss"] for h in t["history"]],
+        "dev": meta["scores"]["dev"],
+        "holdout": {"value": round(m.value, 4), "ci": [round(m.ci_low, 4), round(m.ci_high, 4)]},
+        "n": card.n,
+        "metric": card.primary_metric,
+    }
+
+
+def paired(task_path: Path, runs: str, base: dict, other: dict) -> dict:
+    """other minus base on the hold-out, paired item by item."""
+    from ladder.dataset import load_dataset
+    from ladder.evaluation.compare import compare
+    from ladder.store.db import Store
+    from ladder.task import load_task
+
+    task = load_task(task_path)
+    holdout = load_dataset(task).holdout
+    store = Store(runs)
+
+    def preds(row):
+        card = store.scorecards(row["run_id"])[0]
+        got = store.predictions(row["run_id"], "lora", card["variant"], "holdout")
+        return [got[e.id] for e in holdout]
+
+    c = compare(task, holdout, preds(base), preds(other), base["metric"], names=("base", "other"))
+    low, high = base["holdout"]["ci"]
+    keeps = not c["significant"] and low <= other["holdout"]["value"] <= high
+    return {
+        "diff": round(c["diff"], 4),
+        "ci": [round(c["ci_low"], 4), round(c["ci_high"], 4)],
+        "p": round(c["p_value"], 4),
+        "test": c["test"],
+        "keeps_holdout": keeps,
+        "token_ratio": round(other["training"]["tokens"] / base["training"]["tokens"], 3),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default=str(ROOT / "examples/email-triage"))
+    ap.add_argument(
+        "--recipes", default=",".join(RECIPES), help="names from RECIPES, baseline first"
+    )
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    args = ap.parse_args(argv)
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        ap.error(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
+    task = Path(args.task)
+    runs = tempfile.mkdtemp(prefix="lora-recipe-")
+    out = {"task": task.name, "machine": machine(), "baseline": names[0], "recipes": {}}
+    path = Path(args.out) / f"lora_recipe-{task.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        print(f"== {name}: {RECIPES[name]}", flush=True)
+        row = train_one(task, name, RECIPES[name], runs)
+        if name != names[0]:
+            row["vs_baseline"] = paired(task, runs, out["recipes"][names[0]], row)
+        out["recipes"][name] = row
+        print(json.dumps({name: row}, indent=1), flush=True)
+        out["machine"]["load_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+        path.write_text(json.dumps(out, indent=1) + "\n")  # each recipe kept as it finishes
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
