@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -141,16 +142,33 @@ def main() -> None:
         "email-triage": lambda: ROOT / "examples/email-triage",
         "banking77-10": lambda: banking_task(Path(tempfile.mkdtemp()) / "banking77-10"),
     }
-    out: dict = {"machine": provenance.hardware(), "args": vars(args), "tasks": {}}
-    for name in args.tasks.split(","):
-        task = tasks[name]()
-        runs = {s: climb_once(task, s, args) for s in ("race", "exhaustive")}
-        out["tasks"][name] = {**runs, "comparison": compare(runs)}
-        print(name, json.dumps(out["tasks"][name]["comparison"]), flush=True)
+    from ladder.engines import numerics
+
+    chosen = numerics.choose("cpu", "auto")
+    machine = {
+        **provenance.hardware(),
+        "cpu_flags": numerics.machine("cpu").get("bf16_flags"),
+        "dtype_by_phase": chosen.phases,  # what a climb computes in here (--dtype auto)
+        "load_start": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    out: dict = {"machine": machine, "args": vars(args), "tasks": {}}
     tag = (f"-{args.rungs.replace(',', '+')}" if args.rungs else "") + (
         f"-limit{args.limit}" if args.limit else ""
     )
+    if args.tasks != "email-triage,banking77-10":
+        tag = f"-{args.tasks.replace(',', '+')}{tag}"
     path = Path(args.out) / f"climb_time{tag}.json"
+    for name in args.tasks.split(","):
+        task = tasks[name]()
+        runs: dict = {}
+        for schedule in ("race", "exhaustive"):
+            runs[schedule] = climb_once(task, schedule, args)
+            out["tasks"][name] = dict(runs)
+            path.write_text(json.dumps(out, indent=2) + "\n")  # kept as each climb finishes
+        out["tasks"][name]["comparison"] = compare(runs)
+        print(name, json.dumps(out["tasks"][name]["comparison"]), flush=True)
+    out["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
 
