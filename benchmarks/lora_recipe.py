@@ -4,12 +4,14 @@ Each recipe trains the lora rung on the same task, split and seed (a climb of `-
 no data curve, no forgetting check), and the adapter answers the same dev and hold-out items.
 Recorded per recipe: training tokens, optimizer steps, epochs run (early stopping on dev loss
 may stop sooner), training seconds, the dev loss after each epoch, dev accuracy, the hold-out
-score with its 95% CI, and the paired comparison with the baseline recipe on the hold-out
-(McNemar and a paired bootstrap CI of the difference). A recipe "keeps the hold-out" when that
-difference is not significant and its point estimate lies within the baseline's own CI.
+score with its 95% CI, and the paired comparisons with the baseline recipe on dev and on the
+hold-out (McNemar and a paired bootstrap CI of the difference). A recipe has "the same quality"
+when neither comparison shows a significant loss and its hold-out estimate lies inside the
+baseline's own 95% CI.
 
     python benchmarks/lora_recipe.py                       # every recipe below, email-triage
     python benchmarks/lora_recipe.py --recipes today,bs4-lr2e-3-2ep --task examples/email-triage
+    python benchmarks/lora_recipe.py --more --recipes lr3e-3-2ep  # add to the results file
 
 Writes benchmarks/results/lora_recipe-<task>.json with machine info. Run alone on the machine:
 the seconds are wall clock on shared cores otherwise.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -36,16 +39,17 @@ RECIPES: dict[str, dict] = {
     "bs4-lr2e-3-2ep": {"epochs": 2, "lr": 2e-3, "batch_size": 4},
     "bs4-all-linear-2ep": {"epochs": 2, "lr": 1e-3, "batch_size": 4, "target_modules": ALL_LINEAR},
     "bs4-lr2e-3-1ep": {"epochs": 1, "lr": 2e-3, "batch_size": 4},
+    "3ep": {"epochs": 3, "lr": 1e-3, "batch_size": 8},
+    "lr3e-3-2ep": {"epochs": 2, "lr": 3e-3, "batch_size": 8},
+    "bs4-lr2e-3-3ep": {"epochs": 3, "lr": 2e-3, "batch_size": 4},
 }
 
 
 TRAINING_KEYS = ("seconds", "tokens", "answer_tokens", "steps", "epochs", "best_epoch")
-TRAINING_KEYS += ("tokens_per_s", "stopped", "dtype")
+TRAINING_KEYS += ("tokens_per_s", "stopped", "dtype", "padding")
 
 
 def machine() -> dict:
-    import os
-
     import torch
 
     return {
@@ -87,32 +91,42 @@ def train_one(task: Path, name: str, recipe: dict, runs: str) -> dict:
 
 
 def paired(task_path: Path, runs: str, base: dict, other: dict) -> dict:
-    """other minus base on the hold-out, paired item by item."""
+    """other minus base on dev and on the hold-out, paired item by item."""
     from ladder.dataset import load_dataset
     from ladder.evaluation.compare import compare
     from ladder.store.db import Store
     from ladder.task import load_task
 
     task = load_task(task_path)
-    holdout = load_dataset(task).holdout
+    ds = load_dataset(task)
     store = Store(runs)
+    out: dict = {}
+    for split, items in (("dev", ds.dev), ("holdout", ds.holdout)):
 
-    def preds(row):
-        card = store.scorecards(row["run_id"])[0]
-        got = store.predictions(row["run_id"], "lora", card["variant"], "holdout")
-        return [got[e.id] for e in holdout]
+        def preds(row, split=split, items=items):
+            card = store.scorecards(row["run_id"])[0]
+            got = store.predictions(row["run_id"], "lora", card["variant"], split)
+            return [got[e.id] for e in items]
 
-    c = compare(task, holdout, preds(base), preds(other), base["metric"], names=("base", "other"))
+        c = compare(task, items, preds(base), preds(other), base["metric"], names=("base", "new"))
+        out[split] = {
+            "diff": round(c["diff"], 4),
+            "ci": [round(c["ci_low"], 4), round(c["ci_high"], 4)],
+            "p": round(c["p_value"], 4),
+            "test": c["test"],
+            "significant": c["significant"],
+        }
     low, high = base["holdout"]["ci"]
-    keeps = not c["significant"] and low <= other["holdout"]["value"] <= high
-    return {
-        "diff": round(c["diff"], 4),
-        "ci": [round(c["ci_low"], 4), round(c["ci_high"], 4)],
-        "p": round(c["p_value"], 4),
-        "test": c["test"],
-        "keeps_holdout": keeps,
-        "token_ratio": round(other["training"]["tokens"] / base["training"]["tokens"], 3),
-    }
+    # the same quality: no significant loss on dev or on the hold-out, and the hold-out
+    # estimate inside the baseline's own 95% CI
+    out["same_quality"] = (
+        not (out["dev"]["significant"] and out["dev"]["diff"] < 0)
+        and not (out["holdout"]["significant"] and out["holdout"]["diff"] < 0)
+        and low <= other["holdout"]["value"] <= high
+    )
+    out["token_ratio"] = round(other["training"]["tokens"] / base["training"]["tokens"], 3)
+    out["seconds_ratio"] = round(other["training"]["seconds"] / base["training"]["seconds"], 3)
+    return out
 
 
 def main(argv=None) -> int:
@@ -122,25 +136,44 @@ def main(argv=None) -> int:
         "--recipes", default=",".join(RECIPES), help="names from RECIPES, baseline first"
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    ap.add_argument(
+        "--more",
+        action="store_true",
+        help="add to the results file: recipes already in it (same settings) are kept, and the "
+        "others are compared with its baseline, from the run store it names",
+    )
     args = ap.parse_args(argv)
     names = args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         ap.error(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
     task = Path(args.task)
-    runs = tempfile.mkdtemp(prefix="lora-recipe-")
-    out = {"task": task.name, "machine": machine(), "baseline": names[0], "recipes": {}}
     path = Path(args.out) / f"lora_recipe-{task.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    out = {"task": task.name, "machine": machine(), "baseline": names[0], "recipes": {}}
+    if args.more and path.exists():
+        out = json.loads(path.read_text())
+        names = [out["baseline"], *(n for n in names if n != out["baseline"])]
+        runs = out["runs_dir"]
+    else:
+        runs = tempfile.mkdtemp(prefix="lora-recipe-")
+    out["runs_dir"] = runs
     for name in names:
+        if out["recipes"].get(name, {}).get("recipe") == RECIPES[name]:
+            continue  # measured before (--more), with these settings
         print(f"== {name}: {RECIPES[name]}", flush=True)
         row = train_one(task, name, RECIPES[name], runs)
         if name != names[0]:
             row["vs_baseline"] = paired(task, runs, out["recipes"][names[0]], row)
         out["recipes"][name] = row
         print(json.dumps({name: row}, indent=1), flush=True)
-        out["machine"]["load_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+        out["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
         path.write_text(json.dumps(out, indent=1) + "\n")  # each recipe kept as it finishes
+    base = out["recipes"][names[0]]
+    for name, row in out["recipes"].items():  # every comparison by today's rule
+        if name != names[0]:
+            row["vs_baseline"] = paired(task, runs, base, row)
+    path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
     return 0
 

@@ -8,7 +8,7 @@ budget, it cuts in a fixed order until the estimate fits, cheapest loss of evide
 1. the data curve (gate 3 judges "enough data" without it);
 2. the consistency sample, sized for a 95% CI of ±0.25 instead of ±0.15;
 3. the dev items a prompt rung races its variants on (64, then 48, then 32), interleaved with
-   fine-tuning epochs (4 → 3 → 2; early stopping on dev still keeps the best one), then
+   fine-tuning epochs (to 3, then 2; early stopping on dev still keeps the best one), then
    chain-of-thought variants and few-shot's random demonstrations.
 
 Each cut that widens an interval says by how much (`Plan.widened`). Hold-out sizes are never
@@ -209,7 +209,7 @@ def _cut_steps(ctx: Context, rung_names: list[str]):
             if n_dev > cap:
                 yield r, "dev_items", cap, "variants race on fewer dev items"
         for r in tuned if epochs else ():
-            if _cfg(ctx, r, {}).get("epochs", 4) > epochs:
+            if _cfg(ctx, r, {}).get("epochs", _default_epochs()) > epochs:
                 yield r, "epochs", epochs, "fewer epochs (early stopping keeps the best on dev)"
     for r in prompt:
         if _cfg(ctx, r, {}).get("chain_of_thought"):
@@ -218,6 +218,13 @@ def _cut_steps(ctx: Context, rung_names: list[str]):
         kept = [s for s in _cfg(ctx, "few-shot", {})["selection"] if s != "random"]
         if kept:
             yield "few-shot", "selection", kept, "no random demonstrations (knn, balanced stay)"
+
+
+def _default_epochs() -> int:
+    """LoraConfig's, for a fine-tuning rung without a config of its own."""
+    from ladder.rungs.lora import LoraConfig
+
+    return LoraConfig.model_fields["epochs"].default
 
 
 def _scored(ctx: Context) -> bool:
@@ -305,7 +312,7 @@ def _tuning(cfg, n_train: int, n_dev: int, n_hold: int, speed: Speed) -> dict[st
     """Training: epochs x (train records forward + backward, dev records forward for its loss)."""
     record = speed.record_s or speed.item_s  # unmeasured: a record costs about an answer
     per_epoch = (n_train * TRAIN_COST + n_dev) * record
-    training = cfg.get("epochs", 4) * per_epoch
+    training = cfg.get("epochs", _default_epochs()) * per_epoch
     phases = {"training": training}
     if cfg.get("data_curve"):
         phases["data curve"] = 0.75 * training + 2 * n_hold * speed.item_s

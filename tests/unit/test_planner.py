@@ -187,9 +187,13 @@ def test_a_budgeted_climb_races_only_on_the_dev_items_its_plan_allows(tmp_path):
 
 def test_training_is_planned_from_the_timed_forward_of_its_own_records(ctx):
     from ladder.planner import TRAIN_COST, _record_seconds
+    from ladder.rungs.lora import LoraConfig
 
     assert _record_seconds(ctx, "lora") > 0  # the fake engine scores: its records are timed
     timed = Speed(item_s=0.5, prompt_tokens=200, tokens_per_s=400, items=4, record_s=0.1)
     n_train, n_dev = len(ctx.dataset.train), len(ctx.examples("dev"))
     plan = make_plan(ctx, ["lora"], timed, None)
-    assert plan.rungs["lora"]["training"] == pytest.approx(4 * (n_train * TRAIN_COST + n_dev) * 0.1)
+    epochs = LoraConfig().epochs
+    assert plan.rungs["lora"]["training"] == pytest.approx(
+        epochs * (n_train * TRAIN_COST + n_dev) * 0.1
+    )
