@@ -39,6 +39,10 @@ $(VLLM_VENV)/.installed:
 
 vllm-venv: $(VLLM_VENV)/.installed
 
+# what the test targets run first: build it, or remove a half-built one and say the test skips
+VLLM_OR_SKIP = $(MAKE) --no-print-directory vllm-venv || { rm -rf $(VLLM_VENV); \
+  echo "could not build $(VLLM_VENV): the vLLM test will skip, saying so"; }
+
 # promptfoo from npm for the export round trip (tests/integration/test_promptfoo_roundtrip.py):
 # 0.118.17 is the newest release that runs on Debian's node 20. Its SQLite binding
 # (better-sqlite3) builds from source against the system node's headers: about 4 minutes, once.
@@ -64,8 +68,7 @@ demo:
 # environment is built first; if that fails (no PyPI, no disk), it says so and the test skips,
 # naming what is missing
 test: install promptfoo
-	@$(MAKE) --no-print-directory vllm-venv || { rm -rf $(VLLM_VENV); \
-	  echo "could not build $(VLLM_VENV): the vLLM test will skip, saying so"; }
+	@$(VLLM_OR_SKIP)
 	$(BIN)/ladder models prepare
 	LADDER_PROMPTFOO_DIR=$(PROMPTFOO_DIR) LADDER_VLLM_PYTHON=$(VLLM_VENV)/bin/python \
 	  $(BIN)/python -m pytest -m "integration or not integration"
@@ -74,8 +77,7 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not integration"
 
 test-integration: install promptfoo
-	@$(MAKE) --no-print-directory vllm-venv || { rm -rf $(VLLM_VENV); \
-	  echo "could not build $(VLLM_VENV): the vLLM test will skip, saying so"; }
+	@$(VLLM_OR_SKIP)
 	$(BIN)/ladder models prepare
 	LADDER_PROMPTFOO_DIR=$(PROMPTFOO_DIR) LADDER_VLLM_PYTHON=$(VLLM_VENV)/bin/python \
 	  $(BIN)/python -m pytest -m integration

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TASKS = "email-triage,banking77-10"
 # ../shared next to the checkout (or next to the folder of worktrees)
 BANKING = next(
     (
@@ -128,7 +129,7 @@ def compare(runs: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tasks", default="email-triage,banking77-10")
+    ap.add_argument("--tasks", default=DEFAULT_TASKS)
     ap.add_argument("--rungs", default=None, help="comma-separated rungs (default: all)")
     ap.add_argument("--limit", type=int, default=None, help="first N dev/holdout examples")
     ap.add_argument("--budget", default=None, help="--budget for the default-schedule climb")
@@ -147,7 +148,7 @@ def main() -> None:
     chosen = numerics.choose("cpu", "auto")
     machine = {
         **provenance.hardware(),
-        "cpu_flags": numerics.machine("cpu").get("bf16_flags"),
+        "bf16_flags": numerics.machine("cpu").get("bf16_flags"),
         "dtype_by_phase": chosen.phases,  # what a climb computes in here (--dtype auto)
         "load_start": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -156,7 +157,7 @@ def main() -> None:
     tag = (f"-{args.rungs.replace(',', '+')}" if args.rungs else "") + (
         f"-limit{args.limit}" if args.limit else ""
     )
-    if args.tasks != "email-triage,banking77-10":
+    if args.tasks != DEFAULT_TASKS:
         tag = f"-{args.tasks.replace(',', '+')}{tag}"
     path = Path(args.out) / f"climb_time{tag}.json"
     for name in args.tasks.split(","):

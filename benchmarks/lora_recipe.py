@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # the baseline first: every other recipe is compared with it on the same hold-out items
@@ -41,7 +39,6 @@ RECIPES: dict[str, dict] = {
     "bs4-lr2e-3-1ep": {"epochs": 1, "lr": 2e-3, "batch_size": 4},
     "3ep": {"epochs": 3, "lr": 1e-3, "batch_size": 8},
     "lr3e-3-2ep": {"epochs": 2, "lr": 3e-3, "batch_size": 8},
-    "bs4-lr2e-3-3ep": {"epochs": 3, "lr": 2e-3, "batch_size": 4},
 }
 
 
@@ -50,21 +47,16 @@ TRAINING_KEYS += ("tokens_per_s", "stopped", "dtype", "padding")
 
 
 def machine() -> dict:
-    import torch
+    from ladder import provenance
 
     return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **provenance.hardware(),
         "load_start": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
-def train_one(task: Path, name: str, recipe: dict, runs: str) -> dict:
+def train_one(task: Path, recipe: dict, runs: str) -> dict:
     from ladder.climb import ClimbOptions, climb
     from ladder.training.adapters import read_meta
 
@@ -79,6 +71,7 @@ def train_one(task: Path, name: str, recipe: dict, runs: str) -> dict:
     return {
         "recipe": recipe,
         "run_id": res.run_id,
+        "variant": card.variant,
         "wall_s": round(wall, 1),
         "phases_s": {p: round(s, 1) for p, s in res.phases.get("lora", {}).items()},
         "training": {k: t[k] for k in TRAINING_KEYS},
@@ -90,25 +83,18 @@ def train_one(task: Path, name: str, recipe: dict, runs: str) -> dict:
     }
 
 
-def paired(task_path: Path, runs: str, base: dict, other: dict) -> dict:
+def paired(task, ds, store, base: dict, other: dict) -> dict:
     """other minus base on dev and on the hold-out, paired item by item."""
-    from ladder.dataset import load_dataset
     from ladder.evaluation.compare import compare
-    from ladder.store.db import Store
-    from ladder.task import load_task
 
-    task = load_task(task_path)
-    ds = load_dataset(task)
-    store = Store(runs)
+    def preds(row: dict, split: str, items) -> list:
+        got = store.predictions(row["run_id"], "lora", row["variant"], split)
+        return [got[e.id] for e in items]
+
     out: dict = {}
     for split, items in (("dev", ds.dev), ("holdout", ds.holdout)):
-
-        def preds(row, split=split, items=items):
-            card = store.scorecards(row["run_id"])[0]
-            got = store.predictions(row["run_id"], "lora", card["variant"], split)
-            return [got[e.id] for e in items]
-
-        c = compare(task, items, preds(base), preds(other), base["metric"], names=("base", "new"))
+        a, b = preds(base, split, items), preds(other, split, items)
+        c = compare(task, items, a, b, base["metric"], names=("base", "new"))
         out[split] = {
             "diff": round(c["diff"], 4),
             "ci": [round(c["ci_low"], 4), round(c["ci_high"], 4)],
@@ -153,6 +139,8 @@ def main(argv=None) -> int:
     out = {"task": task.name, "machine": machine(), "baseline": names[0], "recipes": {}}
     if args.more and path.exists():
         out = json.loads(path.read_text())
+        if "runs_dir" not in out or not Path(out["runs_dir"]).is_dir():
+            ap.error(f"--more: {path} names no run store that still exists; run without --more")
         names = [out["baseline"], *(n for n in names if n != out["baseline"])]
         runs = out["runs_dir"]
     else:
@@ -162,17 +150,21 @@ def main(argv=None) -> int:
         if out["recipes"].get(name, {}).get("recipe") == RECIPES[name]:
             continue  # measured before (--more), with these settings
         print(f"== {name}: {RECIPES[name]}", flush=True)
-        row = train_one(task, name, RECIPES[name], runs)
-        if name != names[0]:
-            row["vs_baseline"] = paired(task, runs, out["recipes"][names[0]], row)
-        out["recipes"][name] = row
+        out["recipes"][name] = row = train_one(task, RECIPES[name], runs)
         print(json.dumps({name: row}, indent=1), flush=True)
         out["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
         path.write_text(json.dumps(out, indent=1) + "\n")  # each recipe kept as it finishes
-    base = out["recipes"][names[0]]
-    for name, row in out["recipes"].items():  # every comparison by today's rule
+    from ladder.dataset import load_dataset
+    from ladder.store.db import Store
+    from ladder.task import load_task
+
+    loaded = load_task(task)
+    ds, store, base = load_dataset(loaded), Store(runs), out["recipes"][names[0]]
+    for row in out["recipes"].values():  # rows of an older results file: from the store
+        row.setdefault("variant", store.scorecards(row["run_id"])[0]["variant"])
+    for name, row in out["recipes"].items():  # every comparison, by today's rule
         if name != names[0]:
-            row["vs_baseline"] = paired(task, runs, base, row)
+            row["vs_baseline"] = paired(loaded, ds, store, base, row)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
     return 0

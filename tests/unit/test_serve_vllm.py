@@ -213,12 +213,19 @@ def test_the_vllm_python_comes_from_the_option_the_variable_or_make_vllm_venv(
     assert find_python(None) == shared
 
 
-def test_bad_vllm_options_are_clear(run, run_cli, tmp_path):
+def test_bad_vllm_options_are_clear(run, run_cli, tmp_path, monkeypatch):
     from ladder.errors import LadderError
-    from ladder.serve.vllm import find_python, lora_rank
+    from ladder.serve.vllm import ENV_PYTHON, find_python, lora_rank
 
     with pytest.raises(LadderError, match="no such file"):
         find_python(str(tmp_path / "nope" / "python"))
+    monkeypatch.setenv(ENV_PYTHON, str(tmp_path / "nope" / "python"))
+    code, out, err = run_cli(
+        "serve", run["id"], "--runs", run["runs"], "--no-auth", "--engine", "vllm"
+    )
+    assert code == 2 and "$LADDER_VLLM_PYTHON=" in err and "no such file" in err, err
+    assert "Traceback" not in out + err
+    monkeypatch.delenv(ENV_PYTHON)
     code, _, err = run_cli(
         "serve", run["id"], "--runs", run["runs"], "--no-auth", "--vllm-url", "http://x:1/v1"
     )

@@ -108,9 +108,10 @@ def lora_rank(adapters: dict[str, Path]) -> int:
 def find_python(given: str | None) -> Path:
     """The interpreter that has vLLM: --vllm-python, else $LADDER_VLLM_PYTHON, else `.venv-vllm`
     here or in Ladder's checkout, else the one `make vllm-venv` builds in ~/.cache/ladder."""
-    if given or os.environ.get(ENV_PYTHON):
-        where = f"--vllm-python {given}" if given else f"${ENV_PYTHON}={os.environ[ENV_PYTHON]}"
-        py = Path(given or os.environ[ENV_PYTHON]).expanduser()
+    chosen = given or os.environ.get(ENV_PYTHON)
+    if chosen:
+        where = f"--vllm-python {given}" if given else f"${ENV_PYTHON}={chosen}"
+        py = Path(chosen).expanduser()
         if not py.exists():
             raise LadderError(
                 f"{where}: no such file.",
