@@ -5,15 +5,16 @@ What `--dtype auto` decides from, measured in full:
   matmuls, GFLOP/s in fp32 and bf16) and a 1024² matmul;
 - the embedded model scoring short email-triage prompts (zero-shot, the label list; examples/s)
   with fp32 weights, bf16 weights, and fp32 weights under bf16 autocast;
-- a few LoRA training steps on the lora rung's records: fp32 against bf16 autocast with fp32
-  master weights (real tokens/s);
+- a few LoRA training steps on the lora rung's records: fp32, bf16 autocast over fp32 weights,
+  and the frozen base held in bf16 (what the lora rung does on a CPU when scoring and
+  generation settled on bf16); the LoRA matrices stay fp32 in all three (real tokens/s);
 - the scoring answers' agreement with fp32 and the paired interval of the accuracy difference
   (`ladder.rungs.numerics_check.compare`, the climb's own check), and what `auto` would choose.
 
 Each bf16 side stops after `--cap` seconds (bf16 can be tens of times slower without bf16
 units), so the run fits in about five minutes; figures say how many items each side did.
 
-    python benchmarks/dtype.py                  # writes benchmarks/results/dtype-<cpu>.json
+    python benchmarks/dtype.py                  # writes benchmarks/results/dtype-<cpu>-<flag>.json
     python benchmarks/dtype.py --prompts 32 --cap 30
 """
 
@@ -127,8 +128,13 @@ def training(args) -> dict:
     task = load_task(ROOT / "examples" / "email-triage")
     train_set = sorted(load_dataset(task).train, key=lambda e: len(e.input))[: args.train_examples]
     out = {}
-    for side, autocast in (("fp32", None), ("bf16_autocast", "bfloat16")):
-        lm, tok = load_base(str(embedded_dir()))
+    sides = (
+        ("fp32", None, None),
+        ("bf16_autocast", "bfloat16", None),
+        ("bf16_held", None, "bfloat16"),
+    )
+    for side, autocast, hold in sides:
+        lm, tok = load_base(str(embedded_dir()), hold=hold)
         model = attach_lora(lm, 8, 16, 0.0, ["q_proj", "k_proj", "v_proj", "o_proj"], 0)
         recs, _ = build_records(
             train_set, short_builder(task, 400).render, lambda o: " " + str(o), tok, 512
@@ -146,11 +152,11 @@ def training(args) -> dict:
             "train_seconds": round(s.train_seconds, 2),
             "tokens_per_s": round(s.tokens / s.train_seconds, 2),
             "loss": s.history[-1]["train_loss"],
+            "lora_dtype": str(next(p for p in model.parameters() if p.requires_grad).dtype),
         }
         del model, lm
-    out["bf16_speedup"] = round(
-        out["bf16_autocast"]["tokens_per_s"] / out["fp32"]["tokens_per_s"], 3
-    )
+    for side in ("bf16_autocast", "bf16_held"):
+        out[f"{side}_speedup"] = round(out[side]["tokens_per_s"] / out["fp32"]["tokens_per_s"], 3)
     return out
 
 
@@ -158,7 +164,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=64, help="short classify prompts to score")
     ap.add_argument("--cap", type=float, default=45.0, help="seconds each bf16 side may take")
-    ap.add_argument("--train-examples", type=int, default=8)
+    ap.add_argument("--train-examples", type=int, default=16)
     ap.add_argument("--train-batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=None)
@@ -185,7 +191,9 @@ def main() -> None:
     print(json.dumps(result["training"], indent=1), flush=True)
     result["load_after"] = load()
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    cpu = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
+    # the CPU's name and its best bf16 flag: two EPYCs with and without avx512_bf16 differ
+    flags = result["machine"].get("bf16_flags") or ["no-bf16"]
+    cpu = re.sub(r"[^a-z0-9]+", "-", f"{result['machine']['cpu']} {flags[0]}".lower()).strip("-")
     path = args.out or ROOT / "benchmarks" / "results" / f"dtype-{cpu}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path} in {result['seconds']} s")

@@ -12,6 +12,7 @@ from ladder.errors import LadderError
 from ladder.rungs import numerics_check as check
 
 torch = pytest.importorskip("torch")
+FP, BF = nx.FP32, nx.BF16
 
 
 def figures(score=2.0, generate=1.1, train=1.5, fp32=40.0):
@@ -251,6 +252,48 @@ def test_training_under_bf16_autocast_keeps_fp32_master_weights(tmp_path, tiny):
         pad_id=tok.pad_token_id, folder=tmp_path / "b", fingerprint={},
     )  # fmt: skip
     assert plain.dtype == "float32"
+
+
+def test_training_over_a_base_held_in_bf16_keeps_fp32_lora_weights(tmp_path, tiny):
+    from ladder.training.adapters import attach_lora, load_base
+    from ladder.training.data import Record
+    from ladder.training.loop import LoopConfig, train
+
+    lm, tok = load_base(str(tiny), hold="bfloat16")
+    assert {p.dtype for p in lm.parameters()} == {torch.bfloat16}
+    model = attach_lora(lm, 4, 8, 0.0, ["q_proj", "v_proj"], 0)
+    ids = tok("the email is spam answer :").input_ids
+    ans = [*tok(" spam", add_special_tokens=False).input_ids, tok.eos_token_id]
+    recs = [Record(f"r{i}", ids, ans) for i in range(8)]
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    res = train(
+        model, recs, [], LoopConfig(epochs=2, batch_size=4, lr=1e-2),
+        pad_id=tok.pad_token_id, folder=tmp_path, fingerprint={},
+    )  # fmt: skip
+    assert res.dtype == "bfloat16" and res.summary(8)["dtype"] == "bfloat16"
+    losses = [h["train_loss"] for h in res.state.history]
+    assert res.state.step == 4 and all(loss == loss and loss > 0 for loss in losses)  # no NaN
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(p.dtype == torch.float32 for p in trained.values())
+    assert any(not torch.equal(p, before[n]) for n, p in trained.items())  # they learned
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+
+
+def test_the_base_is_held_in_bf16_only_where_every_phase_on_it_is_settled_on_bf16():
+    from types import SimpleNamespace
+
+    from ladder.rungs.lora import cpu_hold
+
+    def ctx(score, generate, pending=False):
+        numerics = nx.Numerics({"score": score, "generate": generate}, "probe", pending=pending)
+        return SimpleNamespace(inference_numerics=lambda base, device: numerics)
+
+    assert cpu_hold(ctx(BF, BF), "m", BF) == BF
+    assert cpu_hold(ctx(BF, BF), "m", FP) is None  # training computes in fp32
+    assert cpu_hold(ctx(BF, FP), "m", BF) is None  # generation chose fp32
+    assert cpu_hold(ctx(FP, FP), "m", BF) is None
+    assert cpu_hold(ctx(BF, BF, pending=True), "m", BF) is None  # dev check not run yet
 
 
 def test_models_prepare_measures_again_and_says_what_auto_will_choose(monkeypatch, capsys):

@@ -218,7 +218,9 @@ def fit(
 
     name, path = base_model(ctx, cfg)
     dtype = training_dtype(ctx, cfg)
-    lm, tok = adapters.load_base(path, cfg.quantize, dtype=dtype)
+    on_cpu = adapters.device_for(cfg.quantize) == "cpu"
+    hold = cpu_hold(ctx, name, dtype) if on_cpu else None
+    lm, tok = adapters.load_base(path, cfg.quantize, dtype=dtype, hold=hold)
     train_recs, skipped = records(ctx, cfg, tok, examples)
     if len(train_recs) < cfg.min_examples:
         raise DataError(
@@ -241,11 +243,9 @@ def fit(
         model = adapters.attach_saved(lm, out)
         return Fitted(model, tok, name, path, out, done, adapters.folder_bytes(out), True)
     model = adapters.attach_lora(lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed)
-    on_cpu = adapters.device_for(cfg.quantize) == "cpu"
-    loop = LoopConfig(
-        **{k: hp[k] for k in LOOP_KEYS}, autocast=dtype if on_cpu and dtype == "bfloat16" else None
-    )
-    run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed, dtype)
+    under_autocast = on_cpu and dtype == "bfloat16" and hold is None
+    loop = LoopConfig(**{k: hp[k] for k in LOOP_KEYS}, autocast=dtype if under_autocast else None)
+    run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed, dtype, hold)
     result = run_loop(
         model,
         train_recs,
@@ -306,12 +306,37 @@ def training_dtype(ctx: Context, cfg) -> str:
     return dtype
 
 
-def _parallel(cfg, path: str, seed: int, dtype: str | None = None):
+def cpu_hold(ctx: Context, base: str, dtype: str) -> str | None:
+    """`bfloat16` when the frozen base can be held in bf16 on a CPU, else None (fp32).
+
+    Only when training computes in bf16 and both inference phases on these weights are settled
+    on bf16 too: the trained model then serves the hold-out as it is, and no phase that chose
+    fp32 (or still awaits its dev agreement check) is handed bf16 weights.
+    """
+    from ladder.engines import numerics as nx
+
+    if dtype != nx.BF16:
+        return None
+    serving = ctx.inference_numerics(base, "cpu")
+    if serving.pending or any(serving.phases[p] != nx.BF16 for p in nx.INFERENCE):
+        return None
+    return nx.BF16
+
+
+def _parallel(cfg, path: str, seed: int, dtype: str | None = None, hold: str | None = None):
     """The loop across `cfg.processes` ranks, each building this very LoRA on `path`."""
     from ladder.training.parallel import Replica, train_parallel
 
     replica = Replica(
-        path, cfg.quantize, cfg.r, cfg.alpha, cfg.dropout, tuple(cfg.target_modules), seed, dtype
+        path,
+        cfg.quantize,
+        cfg.r,
+        cfg.alpha,
+        cfg.dropout,
+        tuple(cfg.target_modules),
+        seed,
+        dtype,
+        hold,
     )
 
     def run(model, *args, **kwargs):

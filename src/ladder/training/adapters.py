@@ -59,15 +59,25 @@ def device_for(quantize: str) -> str:
     return "cuda" if quantize == "4bit" or torch.cuda.is_available() else "cpu"
 
 
-def load_base(path: str, quantize: str = "none", gpu: int = 0, dtype: str | None = None):
+def load_base(
+    path: str,
+    quantize: str = "none",
+    gpu: int = 0,
+    dtype: str | None = None,
+    hold: str | None = None,
+):
     """The base model for training: fp32 on CPU, bf16 on CUDA (GPU `gpu`), 4-bit NF4 for QLoRA.
 
-    On a CPU the weights stay fp32 whatever `dtype` (a bf16 forward runs under autocast, see
-    `LoopConfig.autocast`); on CUDA `dtype="float32"` keeps them fp32 instead of bf16.
+    On a CPU the weights stay fp32 unless `hold="bfloat16"`: the frozen base is then held in
+    bf16 (it gets no gradient, so it needs no fp32 master copy; the LoRA matrices PEFT adds
+    stay fp32), which spares autocast recasting every weight at every forward (about 1.3x
+    the autocast loop on an avx512_bf16 CPU: benchmarks/train_throughput.py). Otherwise a
+    bf16 forward runs under autocast (`LoopConfig.autocast`). On CUDA `dtype="float32"`
+    keeps the weights fp32 instead of bf16.
     """
     torch = _torch()
     transformers = transformers_offline()
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if hold == "bfloat16" else torch.float32}
     if quantize == "4bit":
         kwargs = {**_qlora_kwargs(torch, transformers), "device_map": {"": gpu}}
     elif torch.cuda.is_available():

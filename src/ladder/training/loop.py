@@ -150,9 +150,13 @@ def forward_dtype(model, autocast: str | None):
 
 
 def precision(model, cfg: LoopConfig) -> str:
-    """How the forwards compute: `bfloat16` under autocast, else the trainable weights' dtype."""
+    """How the forwards compute: `bfloat16` under autocast or over a base held in bf16 (fp32
+    LoRA matrices on it), else the trainable weights' dtype."""
+    torch = _torch()
     if cfg.autocast:
         return cfg.autocast
+    if any(p.dtype == torch.bfloat16 for p in model.parameters() if not p.requires_grad):
+        return "bfloat16"
     trainable = next((p for p in model.parameters() if p.requires_grad), None)
     held = trainable if trainable is not None else next(model.parameters())
     return str(held.dtype).removeprefix("torch.")

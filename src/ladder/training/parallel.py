@@ -45,6 +45,7 @@ class Replica:
     targets: tuple[str, ...]
     seed: int
     dtype: str | None = None  # the weights' format on CUDA (load_base)
+    hold: str | None = None  # the frozen base's format on a CPU (load_base)
 
 
 def _free_port() -> int:
@@ -81,7 +82,9 @@ def _worker(rank: int, size: int, port: int, replica: Replica, job: dict[str, An
     from ladder.training.adapters import attach_lora, load_base
 
     torch.set_num_threads(_threads(size))
-    lm, _ = load_base(replica.path, replica.quantize, gpu=rank, dtype=replica.dtype)
+    lm, _ = load_base(
+        replica.path, replica.quantize, gpu=rank, dtype=replica.dtype, hold=replica.hold
+    )
     model = attach_lora(
         lm, replica.r, replica.alpha, replica.dropout, list(replica.targets), replica.seed
     )
