@@ -205,3 +205,31 @@ def test_generation_stops_when_a_label_is_complete(engines):
     done = eng.generate([GenRequest(SHORT[2], max_tokens=6, choices=[word, "zzz"])])[0]
     assert free.tokens_out == len(first) > 1
     assert done.tokens_out == 1 and done.text.strip() == word and done.finish_reason == "stop"
+
+
+def test_the_projection_runs_only_where_logits_are_read_and_a_frozen_model_scores_the_same(
+    engines,
+):
+    """A prefix prefill fills the cache only: no vocabulary projection. Each scoring forward
+    projects one row per prompt (the last position), as a (rows, hidden) matrix; a model
+    whose weights need no gradient (a base under LoRA) scores what its own forward gives."""
+    eng = engines["wide"]
+    head = eng.lm.get_output_embeddings()
+    shapes: list[tuple[int, ...]] = []
+    hook = head.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+    frozen = [p for p in eng.lm.parameters() if p.requires_grad]
+    try:
+        for p in frozen:
+            p.requires_grad_(False)
+        eng.reset_prefix_cache()
+        got = eng.score([ScoreRequest(p, [" spam", " work"]) for p in SHARED])
+    finally:
+        hook.remove()
+        for p in frozen:
+            p.requires_grad_(True)
+    hidden = eng.lm.config.hidden_size
+    assert shapes == [(len(SHARED), hidden)]  # the prefill projected nothing
+    for p, res in zip(SHARED, got):
+        assert res.logprobs == pytest.approx(
+            [reference_score(eng, p, c) for c in [" spam", " work"]], abs=1e-4
+        )
