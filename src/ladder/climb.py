@@ -346,7 +346,9 @@ def _plan(ctx: Context, rung_names: list[str], opts: ClimbOptions):
     if opts.budget is None and ("zero-shot" not in rung_names or opts.variant):
         return None  # nothing to fit (one forced variant is no selection to plan)
     tuned = next((r for r in rung_names if r in LORA_RUNGS), None)
-    plan = make_plan(ctx, rung_names, measure_speed(ctx, tuned), opts.budget)
+    ctx.engine()  # loaded (and its bf16 choice checked) in phases of their own, not the probe's
+    with ctx.phase("planning"):
+        plan = make_plan(ctx, rung_names, measure_speed(ctx, tuned), opts.budget)
     for rung, settings in plan.overrides.items():
         if rung == EVAL:
             ctx.consistency_half_width = settings["consistency_half_width"]

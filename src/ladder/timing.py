@@ -3,6 +3,8 @@
 A rung's work falls into named phases (`PHASES`); `PhaseClock.phase(name)` times one. Phases do
 not nest: work inside an open phase (the trainings of the data curve) counts to that phase.
 Time of a rung outside every phase is recorded as `other`, so the phases add up to the rung.
+Work before the first rung (loading the model, the bf16 check, the planner's probe) and after
+the last (the report) counts to the climb's own row, `(climb)`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 PHASES = (
+    "loading",  # an engine's weights (the first time a climb uses the model)
+    "numerics check",  # an automatic bf16 choice answered against fp32 on dev
+    "planning",  # the planner's probe of this machine's speed
     "dev selection",
     "hold-out",
     "consistency",
@@ -23,7 +28,7 @@ PHASES = (
     "other",
     "report",
 )
-CLIMB = "(climb)"  # the rung name of work that belongs to no rung (the report)
+CLIMB = "(climb)"  # the rung name of work that belongs to no rung (loading, planning, report)
 
 
 class PhaseClock:

@@ -51,7 +51,8 @@ class Context:
         name = name or self.model
         if name not in self._engines:
             entry = resolve_model(name, self.task)
-            self._engines[name] = make_engine(entry, self.progress, dtype=self.dtype or "auto")
+            with self.phase("loading"):
+                self._engines[name] = make_engine(entry, self.progress, dtype=self.dtype or "auto")
             self._settle(name)
         return self._engines[name]
 
@@ -68,7 +69,8 @@ class Context:
             from ladder.rungs.numerics_check import check_on_dev
 
             num.pending = False
-            check_on_dev(self, name, self._engines[name])
+            with self.phase("numerics check"):
+                check_on_dev(self, name, self._engines[name])
         self.record_numerics(name, num.describe())
 
     def record_numerics(self, key: str, figures: dict[str, Any]) -> None:
