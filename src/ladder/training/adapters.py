@@ -70,8 +70,8 @@ def load_base(
 
     On a CPU the weights stay fp32 unless `hold="bfloat16"`: the frozen base is then held in
     bf16 (it gets no gradient, so it needs no fp32 master copy; the LoRA matrices PEFT adds
-    stay fp32), which spares autocast recasting every weight at every forward (about 1.3x
-    the autocast loop on an avx512_bf16 CPU: benchmarks/train_throughput.py). Otherwise a
+    stay fp32), which spares autocast recasting every weight at every forward (703 against 450
+    real tokens/s under autocast on an avx512_bf16 CPU: benchmarks/dtype.py). Otherwise a
     bf16 forward runs under autocast (`LoopConfig.autocast`). On CUDA `dtype="float32"`
     keeps the weights fp32 instead of bf16.
     """
