@@ -197,8 +197,34 @@ def test_auto_bf16_that_agrees_on_dev_is_kept(tmp_path, tiny, monkeypatch):
     monkeypatch.setattr(check, "verdict", lambda *a: (True, "agreed (test)"))
     res, num = climbed(tiny_task(tmp_path / "t", tiny))
     assert num["agreement"]["score"]["kept"] and num["phases"]["score"] == "bfloat16"
-    assert num["agreement"]["generate"]["kept"]  # generation checked on the same items
-    assert res.scorecards[0].engine["dtype"] == "bfloat16"  # both phases bf16: bf16 weights
+    # the answers are scored labels: generation's check waits for a first generation
+    assert "generate" not in num["agreement"] and num["deferred"] == ["generate"]
+    assert "waits for the first generation" in num["reasons"]["generate"]
+    assert res.scorecards[0].engine["dtype"] == "bfloat16"  # both phases bf16: weights too
+
+
+def test_a_deferred_generation_check_runs_before_the_first_generation(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(nx, "measure", lambda *a, **k: figures(3.0, 3.0, 3.0))
+    monkeypatch.setattr(check, "MIN_AGREEMENT", 0.0)
+    seen = []
+    real = check.check_on_dev
+
+    def spy(ctx, name, engine, phases=nx.INFERENCE):
+        seen.append((tuple(phases), engine.numerics.phases["generate"]))
+        return real(ctx, name, engine, phases)
+
+    monkeypatch.setattr(check, "check_on_dev", spy)
+    monkeypatch.setattr(check, "verdict", lambda *a: (False, "disagreed (test)"))
+    cot = {"zero-shot": {"chain_of_thought": True}}
+    res, num = climbed(
+        tiny_task(tmp_path / "t", tiny), variant="instructions+format+cot", options=cot
+    )
+    # scoring checked up front; generation once, when the thoughts were first generated
+    assert seen == [(("score",), "bfloat16"), (("generate",), "bfloat16")]
+    assert num["agreement"]["generate"]["why"] == "disagreed (test)"
+    assert num["phases"]["generate"] == "float32" and num["deferred"] == []
+    assert res.scorecards[0].engine["dtypes"]["generate"] == "float32"
+    assert res.scorecards[0].engine["dtype"] == "float32"  # the fp32 weights read back
 
 
 def test_the_cli_refuses_a_bad_dtype_with_exit_2(run_cli, classify_task):
@@ -285,15 +311,20 @@ def test_the_base_is_held_in_bf16_only_where_every_phase_on_it_is_settled_on_bf1
 
     from ladder.rungs.lora import cpu_hold
 
-    def ctx(score, generate, pending=False):
-        numerics = nx.Numerics({"score": score, "generate": generate}, "probe", pending=pending)
+    def ctx(score, generate, pending=(), deferred=()):
+        phases = {"score": score, "generate": generate}
+        numerics = nx.Numerics(phases, "probe", pending=pending, deferred=deferred)
         return SimpleNamespace(inference_numerics=lambda base, device: numerics)
 
     assert cpu_hold(ctx(BF, BF), "m", BF) == BF
     assert cpu_hold(ctx(BF, BF), "m", FP) is None  # training computes in fp32
     assert cpu_hold(ctx(BF, FP), "m", BF) is None  # generation chose fp32
     assert cpu_hold(ctx(FP, FP), "m", BF) is None
-    assert cpu_hold(ctx(BF, BF, pending=True), "m", BF) is None  # dev check not run yet
+    assert cpu_hold(ctx(BF, BF, pending=("score",)), "m", BF) is None  # dev check not run yet
+    # generation's check waits for a first generation (answers are scored): scoring settled
+    gen = ("generate",)
+    assert cpu_hold(ctx(BF, BF, pending=gen, deferred=gen), "m", BF) == BF
+    assert cpu_hold(ctx(BF, BF, pending=("score", "generate"), deferred=gen), "m", BF) is None
 
 
 def test_models_prepare_measures_again_and_says_what_auto_will_choose(monkeypatch, capsys):

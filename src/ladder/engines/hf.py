@@ -30,6 +30,7 @@ import inspect
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -190,6 +191,9 @@ class HFEngine:
         self.dtype = nx.FP32 if self.numerics.pending else self.numerics.weights()
         self._compute: str | None = None  # the dtype the prefix cache was computed in
         self.extra_info: dict[str, Any] = {}
+        # called with a phase in `numerics.deferred` before that phase's first use (the climb's
+        # context runs the phase's dev check there); None: nobody waits to check
+        self.check_deferred: Callable[[str], None] | None = None
 
     def _limits(self, max_batch, max_batch_tokens, prefix_cache, max_prefix_cache_bytes) -> None:
         self.max_batch = max_batch
@@ -516,6 +520,10 @@ class HFEngine:
     # ------------------------------------------------------------ generation
 
     def generate(self, requests: list[GenRequest]) -> list[Completion]:
+        if "generate" in self.numerics.deferred and self.check_deferred is not None:
+            self.check_deferred(
+                "generate"
+            )  # the dev check of bf16 generation, before its first use
         torch = _torch()
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
@@ -647,13 +655,20 @@ def _as_loaded(held: str) -> nx.Numerics:
 
 
 def _held_in(chosen: nx.Numerics, held: str) -> nx.Numerics:
-    """A choice for weights held in `held`: fp32 phases over bf16 weights run in bf16."""
+    """A choice for weights held in `held`: fp32 phases over bf16 weights run in bf16.
+
+    Over bf16 weights no phase can be checked against fp32 (there are no fp32 weights to
+    answer with), so nothing stays pending: such a phase says it runs as the model is held.
+    """
     out = nx.Numerics(
         dict(chosen.phases), chosen.source, dict(chosen.reasons), chosen.probe,
-        dict(chosen.agreement), chosen.pending,
+        dict(chosen.agreement), chosen.pending, chosen.deferred,
     )  # fmt: skip
+    if held == nx.FP32:
+        return out
     for p in nx.INFERENCE:
-        if held != nx.FP32 and out.phases[p] != held:
+        if out.phases[p] != held or p in out.pending:
             out.phases[p] = held
             out.reasons[p] = f"the model is held in {held} (it was trained so)"
+    out.pending, out.deferred = (), ()
     return out

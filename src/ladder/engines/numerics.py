@@ -231,7 +231,11 @@ class Numerics:
     reasons: dict[str, str] = field(default_factory=dict)
     probe: dict[str, Any] | None = None  # gflops and machine of the measurement
     agreement: dict[str, Any] = field(default_factory=dict)  # phase -> dev check figures
-    pending: bool = False  # auto picked bf16 for scoring/generation: check on dev first
+    # auto picked bf16 for these inference phases and their dev check has not run yet
+    pending: tuple[str, ...] = ()
+    # the pending phases whose check waits for their first use (a climb whose answers are all
+    # scored may never generate): `Context._settle` checks the others before any answer
+    deferred: tuple[str, ...] = ()
 
     def weights(self) -> str:
         """The dtype to hold the weights in: fp32 unless every inference phase runs in another."""
@@ -249,6 +253,7 @@ class Numerics:
             "reasons": dict(self.reasons),
             "probe": self.probe,
             "agreement": self.agreement,
+            "deferred": list(self.deferred),
         }
 
 
@@ -299,5 +304,5 @@ def choose(device: str = "cpu", requested: str | None = "auto", measured=None) -
         phases["generate"] = FP32
         reasons["generate"] += "; but scoring stays fp32, and bf16 generation over fp32 "
         reasons["generate"] += "weights casts them at every token: fp32"
-    pending = any(phases[p] == BF16 for p in INFERENCE)
+    pending = tuple(p for p in INFERENCE if phases[p] == BF16)
     return Numerics(phases, "probe", reasons, summary, pending=pending)

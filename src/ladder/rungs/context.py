@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,53 @@ class Context:
         self._settle(name)
 
     def _settle(self, name: str) -> None:
-        """Check an automatic bf16 choice on dev (once), then record the engine's number formats."""
-        num = getattr(self._engines[name], "numerics", None)
+        """Check an automatic bf16 choice on dev (once), then record the engine's number formats.
+
+        Generation's check waits for the first generation when this task's answers are scored
+        labels: a classify climb may never generate, and the check answers 32 dev items twice.
+        """
+        engine = self._engines[name]
+        num = getattr(engine, "numerics", None)
         if num is None:
             return  # remote engines: the server's formats are not Ladder's to choose
         if num.pending:
             from ladder.rungs.numerics_check import check_on_dev
 
-            num.pending = False
-            with self.phase("numerics check"):
-                check_on_dev(self, name, self._engines[name])
+            later = ("generate",) if self._answers_scored(engine) else ()
+            now = tuple(p for p in num.pending if p not in later)
+            num.pending = num.deferred = tuple(p for p in num.pending if p in later)
+            for p in num.deferred:
+                num.reasons[p] += (
+                    " (its dev check against fp32 waits for the first generation: this task's "
+                    "answers are scored)"
+                )
+            if now:
+                with self.phase("numerics check"):
+                    check_on_dev(self, name, engine, now)
+        if num.deferred and hasattr(engine, "check_deferred"):
+            engine.check_deferred = partial(self._check_deferred, name)
+        self.record_numerics(name, num.describe())
+
+    def _answers_scored(self, engine) -> bool:
+        """Do this task's prompts answer by scoring the labels on `engine`?"""
+        return bool(self.task.kind_impl.choices(self.task)) and bool(
+            getattr(engine, "supports_scoring", False)
+        )
+
+    def _check_deferred(self, name: str, phase: str) -> None:
+        """The dev check of `phase` that waited for its first use (inside the phase using it)."""
+        from ladder.rungs.numerics_check import check_on_dev
+
+        engine = self._engines[name]
+        num = engine.numerics
+        if phase not in num.pending:
+            return
+        num.pending = tuple(p for p in num.pending if p != phase)
+        num.deferred = tuple(p for p in num.deferred if p != phase)
+        if not num.deferred:
+            engine.check_deferred = None
+        with self.phase("numerics check"):  # counted by the phase already open, if any
+            check_on_dev(self, name, engine, (phase,))
         self.record_numerics(name, num.describe())
 
     def record_numerics(self, key: str, figures: dict[str, Any]) -> None:
@@ -87,7 +125,9 @@ class Context:
         if settled and settled.get("phases"):
             chosen.phases.update({p: settled["phases"][p] for p in nx.INFERENCE})
             chosen.reasons.update({p: settled["reasons"][p] for p in nx.INFERENCE})
-            chosen.agreement, chosen.pending = dict(settled.get("agreement") or {}), False
+            chosen.agreement = dict(settled.get("agreement") or {})
+            # a check still waiting for its phase's first use waits on this engine too
+            chosen.pending = chosen.deferred = tuple(settled.get("deferred") or ())
         return chosen
 
     def embedder(self):

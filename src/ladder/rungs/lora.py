@@ -311,14 +311,18 @@ def cpu_hold(ctx: Context, base: str, dtype: str) -> str | None:
 
     Only when training computes in bf16 and both inference phases on these weights are settled
     on bf16 too: the trained model then serves the hold-out as it is, and no phase that chose
-    fp32 (or still awaits its dev agreement check) is handed bf16 weights.
+    fp32 (or still awaits its dev agreement check) is handed bf16 weights. A check deferred to
+    the first generation (the task's answers are scored) does not hold it back: the adapter
+    answers by scoring, and over bf16 weights it would generate in bf16 as it was trained.
     """
     from ladder.engines import numerics as nx
 
     if dtype != nx.BF16:
         return None
     serving = ctx.inference_numerics(base, "cpu")
-    if serving.pending or any(serving.phases[p] != nx.BF16 for p in nx.INFERENCE):
+    if set(serving.pending) - set(serving.deferred):
+        return None
+    if any(serving.phases[p] != nx.BF16 for p in nx.INFERENCE):
         return None
     return nx.BF16
 

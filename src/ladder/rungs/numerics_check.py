@@ -11,6 +11,11 @@ prompt) are answered in fp32 and in bf16 by the engine itself. bf16 stays for a 
 
 Otherwise that phase falls back to fp32 and the reason is recorded with the run. These answers
 are a measurement, not predictions: they are not stored, and the race answers dev again.
+
+Scoring is checked when the engine is first loaded. Generation is checked then too, unless the
+task's answers are scored labels: then its check waits for the engine's first generation (a
+chain-of-thought variant, say), which a classify climb may never make; the run's provenance
+lists a check that never ran under `deferred`.
 """
 
 from __future__ import annotations
@@ -94,8 +99,8 @@ def _answer(solution, items) -> tuple[list, float]:
     return preds, time.perf_counter() - t0
 
 
-def check_on_dev(ctx, name: str, engine) -> dict[str, Any]:
-    """Check each bf16 inference phase of `engine` against fp32 on dev; fall back where it fails.
+def check_on_dev(ctx, name: str, engine, phases: tuple[str, ...] = nx.INFERENCE) -> dict[str, Any]:
+    """Check the bf16 ones of `phases` of `engine` against fp32 on dev; fall back where one fails.
 
     Returns {phase: figures} (also kept in `engine.numerics.agreement`).
     """
@@ -103,7 +108,7 @@ def check_on_dev(ctx, name: str, engine) -> dict[str, Any]:
 
     num = engine.numerics
     chosen = {p: num.phases[p] for p in nx.INFERENCE}
-    todo = [p for p in nx.INFERENCE if chosen[p] == nx.BF16]
+    todo = [p for p in nx.INFERENCE if chosen[p] == nx.BF16 and p in phases]
     items = ctx.examples("dev")[:SAMPLE]
     sols = {}
     for phase in todo:
