@@ -12,8 +12,9 @@ baseline's own 95% CI.
     python benchmarks/lora_recipe.py                       # every recipe below, email-triage
     python benchmarks/lora_recipe.py --recipes today,bs4-lr2e-3-2ep --task examples/email-triage
     python benchmarks/lora_recipe.py --more --recipes lr3e-3-2ep  # add to the results file
+    python benchmarks/lora_recipe.py --tag layers --recipes 3ep,top-half-3ep,top-half-lr2e-3-3ep
 
-Writes benchmarks/results/lora_recipe-<task>.json with machine info. Run alone on the machine:
+Writes benchmarks/results/lora_recipe-<task>[-<tag>].json with machine info. Run alone on the machine:
 the seconds are wall clock on shared cores otherwise.
 """
 
@@ -39,6 +40,9 @@ RECIPES: dict[str, dict] = {
     "bs4-lr2e-3-1ep": {"epochs": 1, "lr": 2e-3, "batch_size": 4},
     "3ep": {"epochs": 3, "lr": 1e-3, "batch_size": 8},
     "lr3e-3-2ep": {"epochs": 2, "lr": 3e-3, "batch_size": 8},
+    # adapters on the upper half of the layers: the backward pass stops at the lowest one
+    "top-half-3ep": {"epochs": 3, "lr": 1e-3, "batch_size": 8, "layers": "top-half"},
+    "top-half-lr2e-3-3ep": {"epochs": 3, "lr": 2e-3, "batch_size": 8, "layers": "top-half"},
 }
 
 
@@ -123,6 +127,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     ap.add_argument(
+        "--tag", default="", help="results file lora_recipe-<task>-<tag>.json (a separate study)"
+    )
+    ap.add_argument(
         "--more",
         action="store_true",
         help="add to the results file: recipes already in it (same settings) are kept, and the "
@@ -134,7 +141,8 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
     task = Path(args.task)
-    path = Path(args.out) / f"lora_recipe-{task.name}.json"
+    tag = f"-{args.tag}" if args.tag else ""
+    path = Path(args.out) / f"lora_recipe-{task.name}{tag}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     out = {"task": task.name, "machine": machine(), "baseline": names[0], "recipes": {}}
     if args.more and path.exists():

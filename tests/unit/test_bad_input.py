@@ -229,6 +229,12 @@ YAML = [
         "known keys",
     ),
     (
+        "lora-layers",
+        yaml_add("rungs: {lora: {layers: bottom-half}}"),
+        "rungs.lora.layers",
+        "top-half",
+    ),
+    (
         "model-concurrency",
         yaml_add("models: {m: {engine: fake, concurrency: 0}}"),
         "models.m.concurrency",

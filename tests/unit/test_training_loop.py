@@ -260,6 +260,35 @@ def test_lora_on_modules_the_model_lacks_is_a_clear_error(tiny):
         attach_lora(lm, 4, 8, 0.0, ["query_key_value"], 0)
 
 
+def test_top_half_adapters_train_only_the_upper_layers_and_backprop_stops_there(tiny):
+    lm, tok = load_base(tiny)
+    n = lm.config.num_hidden_layers
+    model = attach_lora(lm, 4, 8, 0.0, ["q_proj", "v_proj"], 0, "top-half")
+    adapted = {int(k.split(".layers.")[1].split(".")[0]) for k in loop.trainable_state(model)}
+    assert adapted == set(range(n // 2, n))
+    graded = {}  # does a layer's output need a gradient? Those that do not, backward skips
+    for i, layer in enumerate(model.get_base_model().model.layers):
+
+        def keep(m, args, out, i=i):
+            graded[i] = (out[0] if isinstance(out, tuple) else out).requires_grad
+
+        layer.register_forward_hook(keep)
+    batch = collate(records(tok, n=4), tok.pad_token_id)
+    loop.answer_loss(model, batch).backward()
+    assert graded == {i: i >= n // 2 for i in range(n)}
+
+
+def test_adapter_layers_the_model_lacks_are_a_clear_error(tiny):
+    lm, _ = load_base(tiny)
+    n = lm.config.num_hidden_layers
+    with pytest.raises(ModelError, match=rf"layer\(s\) \[{n}\].*layers 0-{n - 1}"):
+        attach_lora(lm, 4, 8, 0.0, ["q_proj"], 0, [0, n])
+    model = attach_lora(lm, 4, 8, 0.0, ["q_proj"], 0, [n - 1])
+    assert {k.split(".layers.")[1].split(".")[0] for k in loop.trainable_state(model)} == {
+        str(n - 1)
+    }
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_4bit_without_cuda_is_a_clear_error(tiny):
     with pytest.raises(ModelError, match="needs a CUDA GPU"):

@@ -41,6 +41,9 @@ class LoraConfig(BaseModel):
     alpha: int = Field(16, ge=1, description="LoRA scale numerator (scale = alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
+    layers: Literal["all", "top-half"] | list[int] = Field(
+        "all", description="decoder layers with adapters: all, top-half, or a list of indices"
+    )
     # 3 (benchmarks/lora_recipe.py on email-triage): hold-out 0.88 [0.82, 0.94] with 3/4 of
     # 4 epochs' training tokens (0.875 with 4, whose best dev epoch was the 3rd; 0.61 with 2).
     # Early stopping on dev keeps the best epoch when more is too many.
@@ -188,6 +191,8 @@ def hyperparameters(cfg) -> dict[str, Any]:
     hp = cfg.model_dump(exclude=NOT_HYPERPARAMETERS)
     if hp.get("processes") == 1:  # alone, as before `processes` existed: old adapters reload
         del hp["processes"]
+    if hp.get("layers") == "all":  # likewise, as before `layers` existed
+        del hp["layers"]
     return hp
 
 
@@ -242,7 +247,9 @@ def fit(
     if done.get("fingerprint") == fingerprint:  # this very training finished before
         model = adapters.attach_saved(lm, out)
         return Fitted(model, tok, name, path, out, done, adapters.folder_bytes(out), True)
-    model = adapters.attach_lora(lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed)
+    model = adapters.attach_lora(
+        lm, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules, ctx.seed, cfg.layers
+    )
     under_autocast = on_cpu and dtype == "bfloat16" and hold is None
     loop = LoopConfig(**{k: hp[k] for k in LOOP_KEYS}, autocast=dtype if under_autocast else None)
     run_loop = train if cfg.processes == 1 else _parallel(cfg, path, ctx.seed, dtype, hold)
@@ -341,6 +348,7 @@ def _parallel(cfg, path: str, seed: int, dtype: str | None = None, hold: str | N
         seed,
         dtype,
         hold,
+        cfg.layers if isinstance(cfg.layers, str) else tuple(cfg.layers),
     )
 
     def run(model, *args, **kwargs):

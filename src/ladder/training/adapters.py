@@ -131,8 +131,50 @@ def linear_module_names(lm) -> list[str]:
     return sorted(names)
 
 
-def attach_lora(lm, r: int, alpha: int, dropout: float, targets: list[str], seed: int):
-    """Wrap `lm` with fresh LoRA matrices (seeded); only they will train."""
+def decoder_layers(lm) -> int:
+    """How many decoder layers (transformer blocks) the model has."""
+    cfg = getattr(lm, "config", None)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    n = getattr(cfg, "num_hidden_layers", None)
+    if not n:
+        raise ModelError(
+            "the base model does not say how many decoder layers it has (num_hidden_layers), "
+            "so LoRA cannot choose layers.",
+            fix="set `rungs.lora.layers: all`.",
+        )
+    return int(n)
+
+
+def layer_indices(lm, layers: str | list[int]) -> list[int] | None:
+    """The decoder layers that carry adapters: None for all of them.
+
+    `top-half`: the upper half only. Below the lowest adapted layer nothing needs a gradient,
+    so the backward pass stops there (about a quarter less compute per training token).
+    """
+    if layers == "all":
+        return None
+    n = decoder_layers(lm)
+    if layers == "top-half":
+        return list(range(n // 2, n))
+    wrong = sorted({i for i in layers if not 0 <= i < n})
+    if wrong:
+        raise ModelError(
+            f"rungs.lora.layers names layer(s) {wrong}, and the base model has layers 0-{n - 1}.",
+            fix=f"use indices from 0 to {n - 1}, `top-half` or `all`.",
+        )
+    return sorted(set(layers))
+
+
+def attach_lora(
+    lm,
+    r: int,
+    alpha: int,
+    dropout: float,
+    targets: list[str],
+    seed: int,
+    layers: str | list[int] = "all",
+):
+    """Wrap `lm` with fresh LoRA matrices (seeded) on `layers` (see `layer_indices`)."""
     torch = _torch()
     peft = _peft()
     known = linear_module_names(lm)
@@ -144,7 +186,12 @@ def attach_lora(lm, r: int, alpha: int, dropout: float, targets: list[str], seed
             fix=f"set `rungs.lora.target_modules` to some of: {', '.join(known)}.",
         )
     config = peft.LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM"
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        layers_to_transform=layer_indices(lm, layers),
+        task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)  # LoRA's A matrices are random: the seed makes training repeatable
     try:

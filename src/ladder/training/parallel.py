@@ -46,6 +46,7 @@ class Replica:
     seed: int
     dtype: str | None = None  # the weights' format on CUDA (load_base)
     hold: str | None = None  # the frozen base's format on a CPU (load_base)
+    layers: str | tuple[int, ...] = "all"  # decoder layers with adapters (attach_lora)
 
 
 def _free_port() -> int:
@@ -85,8 +86,9 @@ def _worker(rank: int, size: int, port: int, replica: Replica, job: dict[str, An
     lm, _ = load_base(
         replica.path, replica.quantize, gpu=rank, dtype=replica.dtype, hold=replica.hold
     )
+    layers = replica.layers if isinstance(replica.layers, str) else list(replica.layers)
     model = attach_lora(
-        lm, replica.r, replica.alpha, replica.dropout, list(replica.targets), replica.seed
+        lm, replica.r, replica.alpha, replica.dropout, list(replica.targets), replica.seed, layers
     )
     _join(rank, size, port)
     try:
