@@ -167,6 +167,22 @@ def test_long_prefix_is_prefilled_in_chunks_and_caps_rows(engines, monkeypatch):
     assert eng._batches([5, 5, 5, 5], prefix=60) == [[0, 1], [2, 3]]
 
 
+def test_batches_hold_little_padding_and_every_row_once(engines):
+    eng = engines["narrow"]
+    lengths = [400, 90, 100, 380, 95, 30, 100, 390, 85]
+    batches = eng._batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:  # rows x the longest row, of which at most a quarter padding
+        padded = max(lengths[i] for i in b) * len(b)
+        assert padded - sum(lengths[i] for i in b) <= 0.25 * padded
+    long = next(b for b in batches if 0 in b)
+    assert {0, 3, 7} <= set(long) and 5 not in long  # the long rows together, not the shortest
+    rows = eng.max_batch  # equal lengths: full batches, as before
+    assert eng._batches([50] * 10) == [
+        list(range(i, min(i + rows, 10))) for i in range(0, 10, rows)
+    ]
+
+
 @pytest.mark.parametrize("which", ["wide", "narrow"])
 def test_a_cached_prefix_is_cropped_when_later_prompts_share_less_of_it(engines, which):
     """Questions after a corpus: a first call whose questions share their first words must not
@@ -228,7 +244,9 @@ def test_the_projection_runs_only_where_logits_are_read_and_a_frozen_model_score
         for p in frozen:
             p.requires_grad_(True)
     hidden = eng.lm.config.hidden_size
-    assert shapes == [(len(SHARED), hidden)]  # the prefill projected nothing
+    # the prefill projected nothing; each batch projected its rows' last positions only
+    assert sum(rows for rows, _ in shapes) == len(SHARED) and {h for _, h in shapes} == {hidden}
+    assert all(len(s) == 2 for s in shapes)
     for p, res in zip(SHARED, got):
         assert res.logprobs == pytest.approx(
             [reference_score(eng, p, c) for c in [" spam", " work"]], abs=1e-4

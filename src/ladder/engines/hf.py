@@ -48,6 +48,10 @@ from ladder.hfutil import transformers_offline
 
 MIN_PREFIX = 48  # tokens: below this a shared prefix is not worth a separate forward
 PREFILL_CHUNK = 1024  # tokens per forward when computing a prefix cache
+# share of a batch's tokens that may be padding: a padded token costs what a real one does, and
+# a few short rows batched with a long one are cheaper as a batch of their own (a race's round
+# holds a random handful of lengths, not the similar lengths of a sorted split)
+MAX_PADDING = 0.25
 
 
 def _torch():
@@ -279,6 +283,8 @@ class HFEngine:
     def _batches(self, lengths: list[int], prefix: int = 0) -> list[list[int]]:
         """Indices grouped longest-first into batches under the padded-token budget.
 
+        A batch ends where the next row would make more than `MAX_PADDING` of it padding.
+
         Each row of a batch holds its own copy of the shared prefix's key/value cache, so a long
         prefix (a whole corpus) also caps the rows: rows x prefix x bytes/token <= the budget.
         """
@@ -293,12 +299,19 @@ class HFEngine:
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batches: list[list[int]] = []
         cur: list[int] = []
+        real = 0  # tokens of the rows in `cur`
         for i in order:
             width = lengths[cur[0]] if cur else lengths[i]
-            if cur and (len(cur) >= rows_cap or width * (len(cur) + 1) > self.max_batch_tokens):
+            padded = width * (len(cur) + 1)
+            if cur and (
+                len(cur) >= rows_cap
+                or padded > self.max_batch_tokens
+                or padded - real - lengths[i] > MAX_PADDING * padded
+            ):
                 batches.append(cur)
-                cur = []
+                cur, real = [], 0
             cur.append(i)
+            real += lengths[i]
         if cur:
             batches.append(cur)
         return batches
