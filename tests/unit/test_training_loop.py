@@ -283,6 +283,8 @@ def test_adapter_layers_the_model_lacks_are_a_clear_error(tiny):
     n = lm.config.num_hidden_layers
     with pytest.raises(ModelError, match=rf"layer\(s\) \[{n}\].*layers 0-{n - 1}"):
         attach_lora(lm, 4, 8, 0.0, ["q_proj"], 0, [0, n])
+    with pytest.raises(ModelError, match="empty list"):
+        attach_lora(lm, 4, 8, 0.0, ["q_proj"], 0, [])
     model = attach_lora(lm, 4, 8, 0.0, ["q_proj"], 0, [n - 1])
     assert {k.split(".layers.")[1].split(".")[0] for k in loop.trainable_state(model)} == {
         str(n - 1)

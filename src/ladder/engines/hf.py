@@ -534,9 +534,8 @@ class HFEngine:
 
     def generate(self, requests: list[GenRequest]) -> list[Completion]:
         if "generate" in self.numerics.deferred and self.check_deferred is not None:
-            self.check_deferred(
-                "generate"
-            )  # the dev check of bf16 generation, before its first use
+            # the dev check of bf16 generation, which waited for this first use
+            self.check_deferred("generate")
         torch = _torch()
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):

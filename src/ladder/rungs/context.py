@@ -18,6 +18,8 @@ from ladder.rungs.solution import Solution
 from ladder.store.db import Store
 from ladder.task import Task
 
+WAITS = " (its dev check against fp32 waits for the first generation: the answers are scored)"
+
 
 @dataclass
 class Context:
@@ -78,10 +80,8 @@ class Context:
             now = tuple(p for p in num.pending if p not in later)
             num.pending = num.deferred = tuple(p for p in num.pending if p in later)
             for p in num.deferred:
-                num.reasons[p] += (
-                    " (its dev check against fp32 waits for the first generation: this task's "
-                    "answers are scored)"
-                )
+                if WAITS not in num.reasons[p]:  # an engine on settled weights inherits it
+                    num.reasons[p] += WAITS
             if now:
                 with self.phase("numerics check"):
                     check_on_dev(self, name, engine, now)

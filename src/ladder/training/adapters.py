@@ -156,6 +156,11 @@ def layer_indices(lm, layers: str | list[int]) -> list[int] | None:
     n = decoder_layers(lm)
     if layers == "top-half":
         return list(range(n // 2, n))
+    if not layers:
+        raise ModelError(
+            "rungs.lora.layers is an empty list: LoRA would train nothing.",
+            fix=f"name some of the layers 0-{n - 1}, or use `top-half` or `all`.",
+        )
     wrong = sorted({i for i in layers if not 0 <= i < n})
     if wrong:
         raise ModelError(
