@@ -154,8 +154,12 @@ def layer_indices(lm, layers: str | list[int]) -> list[int] | None:
     if layers == "all":
         return None
     n = decoder_layers(lm)
-    if layers == "top-half":
-        return list(range(n // 2, n))
+    if isinstance(layers, str):
+        if layers == "top-half":
+            return list(range(n // 2, n))
+        raise ModelError(
+            f"rungs.lora.layers is {layers!r}.", fix="use `all`, `top-half` or a list of indices."
+        )
     if not layers:
         raise ModelError(
             "rungs.lora.layers is an empty list: LoRA would train nothing.",
