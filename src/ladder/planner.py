@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ladder.errors import LadderError
-from ladder.rungs.context import Context
+from ladder.rungs.context import Context, answers_by_scoring
 from ladder.rungs.racing import FIRST_ROUND
 from ladder.timing import PHASES
 
@@ -228,7 +228,7 @@ def _default_epochs() -> int:
 
 
 def _scored(ctx: Context) -> bool:
-    return bool(ctx.task.labels) and getattr(ctx.engine(), "supports_scoring", False)
+    return answers_by_scoring(ctx.task, ctx.engine())
 
 
 def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:

@@ -21,6 +21,11 @@ from ladder.task import Task
 WAITS = " (its dev check against fp32 waits for the first generation: the answers are scored)"
 
 
+def answers_by_scoring(task: Task, engine) -> bool:
+    """Do `task`'s prompts answer by scoring its labels on `engine` (else by generating)?"""
+    return bool(task.kind_impl.choices(task)) and bool(getattr(engine, "supports_scoring", False))
+
+
 @dataclass
 class Context:
     task: Task
@@ -76,7 +81,7 @@ class Context:
         if num.pending:
             from ladder.rungs.numerics_check import check_on_dev
 
-            later = ("generate",) if self._answers_scored(engine) else ()
+            later = ("generate",) if answers_by_scoring(self.task, engine) else ()
             now = tuple(p for p in num.pending if p not in later)
             num.pending = num.deferred = tuple(p for p in num.pending if p in later)
             for p in num.deferred:
@@ -88,12 +93,6 @@ class Context:
         if num.deferred and hasattr(engine, "check_deferred"):
             engine.check_deferred = partial(self._check_deferred, name)
         self.record_numerics(name, num.describe())
-
-    def _answers_scored(self, engine) -> bool:
-        """Do this task's prompts answer by scoring the labels on `engine`?"""
-        return bool(self.task.kind_impl.choices(self.task)) and bool(
-            getattr(engine, "supports_scoring", False)
-        )
 
     def _check_deferred(self, name: str, phase: str) -> None:
         """The dev check of `phase` that waited for its first use (inside the phase using it)."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ladder.dataset import Example, Prediction
 from ladder.engines.base import GenRequest, ScoreRequest, generate_lines
 from ladder.rungs.base import Prepared, select_on_dev
-from ladder.rungs.context import Context
+from ladder.rungs.context import Context, answers_by_scoring
 from ladder.rungs.prompts import BASE, COT, PromptBuilder, PromptParts
 from ladder.sandbox import uses_demos
 
@@ -134,9 +134,8 @@ class PromptSolution:
         self.builder = PromptBuilder(ctx.task, template, parts, variant)
         self.demos, self.calibrate, self.cot = demos, calibrate, cot
         self.max_demo_chars = max_demo_chars
-        choices = self.kind.choices(ctx.task)
         self.mode: Literal["score", "generate"] = (
-            "score" if choices and self.engine.supports_scoring else "generate"
+            "score" if answers_by_scoring(ctx.task, self.engine) else "generate"
         )
         self._cf: np.ndarray | None = None
         self.max_new_tokens = self._max_new_tokens()
