@@ -234,6 +234,13 @@ YAML = [
         "rungs.lora.layers",
         "top-half",
     ),
+    ("lora-layers-empty", yaml_add("rungs: {lora: {layers: []}}"), "rungs.lora.layers", "least 1"),
+    (
+        "lora-layers-negative",
+        yaml_add("rungs: {lora: {layers: [3, -1]}}"),
+        "rungs.lora.layers",
+        "greater than or equal to 0",
+    ),
     (
         "model-concurrency",
         yaml_add("models: {m: {engine: fake, concurrency: 0}}"),
