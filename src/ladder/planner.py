@@ -241,16 +241,16 @@ def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:
     return cfg.model_dump() if cfg is not None else raw
 
 
-def _variants(ctx: Context, rung: str, cfg: dict[str, Any], scored: bool) -> int:
-    if cfg.get("variants"):
-        return len(cfg["variants"])
+def _variants(ctx: Context, rung: str, cfg: dict[str, Any]) -> int:
+    """Prompt sets the engine answers: a calibrated variant reuses its twin's label scores."""
+    if names := cfg.get("variants"):
+        return len({v.removesuffix("+calibrated") for v in names})
     extra = len(ctx.task.spec.prompt.templates) + bool(cfg.get("chain_of_thought"))
     if rung == "zero-shot":
-        return 2 + scored + extra
+        return 2 + extra
     if rung == "few-shot":
         k = len(cfg.get("k") or [4])
-        calibrated = scored and cfg.get("calibrate", True)
-        per = {"random": k * (1 + calibrated), "knn": k, "balanced": 1 + calibrated}
+        per = {"random": k, "knn": k, "balanced": 1}
         return sum(per.get(s, k) for s in cfg.get("selection") or []) + extra
     return 3  # rag, long-context: modes and k chosen on dev
 
@@ -283,7 +283,7 @@ def _estimate(ctx: Context, rung_names, speed: Speed, overrides) -> dict[str, di
             if rung == "distill":
                 phases["other"] = n_train * speed.item_s * 2  # the teacher labels the pool
         else:
-            v = _variants(ctx, rung, cfg, scored)
+            v = _variants(ctx, rung, cfg)
             cap = overrides.get(rung, {}).get("dev_items") or n_dev
             phases["dev selection"] = _dev_items(min(n_dev, cap), v, race) * item
         out[rung] = {p: phases[p] for p in PHASES if p in phases}

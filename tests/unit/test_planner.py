@@ -70,7 +70,8 @@ def test_racing_is_planned_cheaper_and_exhaustive_is_never_cut(ctx):
     full = make_plan(ctx, RUNGS, SLOW, 1.0)
     assert full.cuts == [] and full.overrides == {}
     n_dev = len(ctx.examples("dev"))
-    assert full.rungs["zero-shot"]["dev selection"] == pytest.approx(3 * n_dev * SLOW.item_s)
+    # instructions and instructions+format; the calibrated variant reuses the latter's scores
+    assert full.rungs["zero-shot"]["dev selection"] == pytest.approx(2 * n_dev * SLOW.item_s)
     assert race.rungs["zero-shot"]["dev selection"] < full.rungs["zero-shot"]["dev selection"]
 
 
@@ -130,14 +131,17 @@ def test_a_tight_budget_races_on_fewer_dev_items_and_says_how_much_wider(ctx):
     assert all(tight.rungs[r]["hold-out"] == loose.rungs[r]["hold-out"] for r in RUNGS)
 
 
-def test_the_plan_counts_the_calibrated_variants_it_will_race(ctx):
+def test_the_plan_counts_the_prompts_it_will_score(ctx):
     from ladder.registry import registries
 
-    # the fake engine scores labels: zero-shot has 3 variants, few-shot 5
-    for rung in ("zero-shot", "few-shot"):
+    # the fake engine scores labels: zero-shot has 3 variants, few-shot 5, but a calibrated
+    # variant shows its twin's prompts and reuses their scores (2 and 3 prompt sets)
+    for rung, prompt_sets in (("zero-shot", 2), ("few-shot", 3)):
         r = registries().rungs.get(rung)
         full = make_plan(Context(**{**vars(ctx), "schedule": "exhaustive"}), [rung], SLOW, None)
-        n = len(r.candidates(ctx))
+        names = {c.variant for c in r.candidates(ctx)}
+        n = len({v.removesuffix("+calibrated") for v in names})
+        assert n == prompt_sets
         assert full.rungs[rung]["dev selection"] == pytest.approx(
             n * len(ctx.examples("dev")) * SLOW.item_s * _factor(ctx, rung)
         )

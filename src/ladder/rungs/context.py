@@ -49,6 +49,7 @@ class Context:
     _engines: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
     _closers: list[Any] = field(default_factory=list)  # callables run by close()
+    _label_scores: dict[tuple, dict] = field(default_factory=dict)  # see label_scores
 
     # ------------------------------------------------------------ resources
 
@@ -66,7 +67,15 @@ class Context:
 
     def set_engine(self, name: str, engine) -> None:
         self._engines[name] = engine
+        self._label_scores.clear()
         self._settle(name)
+
+    def label_scores(self, engine) -> dict[tuple[str, tuple[str, ...]], Any]:
+        """Label scores (engine `Scores`) by (prompt, choices) that `engine` gave this climb in
+        its present number formats: scores from another format or weights are never reused."""
+        nx = getattr(engine, "numerics", None)
+        fmt = getattr(nx, "phases", {}).get("score") if nx is not None else None
+        return self._label_scores.setdefault((id(engine), fmt, getattr(engine, "dtype", None)), {})
 
     def _settle(self, name: str) -> None:
         """Check an automatic bf16 choice on dev (once), then record the engine's number formats.

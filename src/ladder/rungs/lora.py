@@ -85,6 +85,8 @@ def rung_config(ctx: Context, rung) -> Any:
 class AdapterSolution(PromptSolution):
     """A prompt solution whose engine holds base model + adapter, with the short prompt."""
 
+    shares_scores = False  # each training (the data curve's too) makes new weights
+
     def __init__(
         self,
         ctx: Context,

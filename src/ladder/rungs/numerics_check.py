@@ -10,7 +10,9 @@ prompt) are answered in fp32 and in bf16 by the engine itself. bf16 stays for a 
 - bf16 answered faster on the real model than fp32 did.
 
 Otherwise that phase falls back to fp32 and the reason is recorded with the run. These answers
-are a measurement, not predictions: they are not stored, and the race answers dev again.
+are a measurement, not predictions: they are not stored. Label scores the engine gave in the
+format the climb goes on with are still the climb's (`Context.label_scores`), so the race does
+not score those dev prompts again.
 
 Scoring is checked when the engine is first loaded. Generation is checked then too, unless the
 task's answers are scored labels: then its check waits for the engine's first generation (a

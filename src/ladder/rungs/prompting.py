@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ladder.dataset import Example, Prediction
-from ladder.engines.base import GenRequest, ScoreRequest, generate_lines
+from ladder.engines.base import GenRequest, ScoreRequest, Scores, generate_lines
 from ladder.rungs.base import Prepared, select_on_dev
 from ladder.rungs.context import Context, answers_by_scoring
 from ladder.rungs.prompts import BASE, COT, PromptBuilder, PromptParts
@@ -109,6 +109,9 @@ class DemoSelector:
 
 class PromptSolution:
     """Model + template (+ demonstrations) that predicts by scoring labels or by generating."""
+
+    # label scores of a prompt are the climb's, whichever variant shows it (`Context.label_scores`)
+    shares_scores = True
 
     def __init__(
         self,
@@ -281,7 +284,7 @@ class PromptSolution:
     def _predict_scored(self, examples: list[Example], prompts: list[str]) -> list[Prediction]:
         labels = self.task.labels
         choices = [" " + lab for lab in labels]
-        results = self.engine.score([ScoreRequest(p, choices) for p in prompts])
+        results = self._scores(prompts, choices)
         cf = self._content_free() if self.calibrate else None
         preds = []
         for ex, res in zip(examples, results):
@@ -306,6 +309,23 @@ class PromptSolution:
                 )
             )
         return preds
+
+    def _scores(self, prompts: list[str], choices: list[str]) -> list[Scores]:
+        """The engine's label scores of `prompts`, each prompt scored once per climb.
+
+        A calibrated variant shows its uncalibrated twin's very prompts (only the arithmetic on
+        the scores differs), and the planner's probe shows zero-shot's: they reuse the scores,
+        with their timings, since answering the prompt costs the same whichever variant shows it.
+        """
+        if not self.shares_scores:
+            return self.engine.score([ScoreRequest(p, choices) for p in prompts])
+        known = self.ctx.label_scores(self.engine)
+        key = tuple(choices)
+        todo = [p for p in dict.fromkeys(prompts) if (p, key) not in known]
+        if todo:
+            fresh = self.engine.score([ScoreRequest(p, choices) for p in todo])
+            known.update(((p, key), r) for p, r in zip(todo, fresh))
+        return [known[p, key] for p in prompts]
 
     def _content_free(self) -> np.ndarray:
         """log p(label | content-free input), averaged in probability space.
