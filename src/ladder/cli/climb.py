@@ -94,7 +94,8 @@ def climb_cmd(
         typer.Option(
             "--schedule",
             help="race: prompt variants race on dev, clear losers stop early (default); "
-            "exhaustive: every variant on every dev item",
+            "exhaustive: the full schedule (every variant on every dev item, consistency on "
+            "every item, the data curve, 4 fine-tuning epochs unless the task sets them)",
         ),
     ] = "race",
     budget: Annotated[
