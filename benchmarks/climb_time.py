@@ -3,7 +3,8 @@
 Tasks: the bundled email-triage and banking77-10 (the 10 most frequent intents of
 ../shared/datasets/banking77, 60 rows each: 600 rows). Each task climbs twice in fresh run
 stores; the JSON holds machine info and, per schedule: wall seconds, seconds per rung and
-phase, the plan, the decision, each rung's hold-out score with its CI and n, and the dev choice.
+phase, the plan, the decision, each rung's hold-out score with its CI and n, the dev choice, and
+what a fine-tuning rung trained (exhaustive keeps the full schedule's 4 epochs, the default 3).
 
     python benchmarks/climb_time.py [--rungs zero-shot,few-shot] [--tasks email-triage]
                                     [--limit N] [--budget 10m] [--model gemma-3-270m]
@@ -92,7 +93,7 @@ def climb_once(task: Path, schedule: str, args) -> dict:
 def rung_row(card) -> dict:
     m = card.metrics[card.primary_metric]
     sel = card.selection or {}
-    return {
+    row = {
         "metric": card.primary_metric,
         "holdout": round(m.value, 4),
         "ci": [round(m.ci_low, 4), round(m.ci_high, 4)],
@@ -100,6 +101,11 @@ def rung_row(card) -> dict:
         "dev_choice": card.variant,
         "dev": {v: {"n": s.get("n"), "dropped": s.get("dropped")} for v, s in sel.items()},
     }
+    trained = (card.extras or {}).get("training")
+    if trained:  # what the schedule trained: epochs, the best one on dev, tokens and seconds
+        keys = ("epochs", "best_epoch", "tokens", "seconds", "tokens_per_s", "stopped")
+        row["training"] = {k: trained.get(k) for k in keys}
+    return row
 
 
 def compare(runs: dict) -> dict:
