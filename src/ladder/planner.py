@@ -237,10 +237,6 @@ def _cfg(ctx: Context, rung: str, overrides) -> dict[str, Any]:
     r = registries().rungs.get(rung)
     raw = {**ctx.task.rung_config(rung), **ctx.options.get(rung, {}), **overrides.get(rung, {})}
     raw = {k: v for k, v in raw.items() if k not in PLAN_ONLY}
-    if ctx.schedule == "exhaustive" and rung in LORA_RUNGS and "epochs" not in raw:
-        from ladder.rungs.lora import FULL_SCHEDULE_EPOCHS
-
-        raw["epochs"] = FULL_SCHEDULE_EPOCHS
     cfg = r.Config.model_validate(raw) if getattr(r, "Config", None) else None
     return cfg.model_dump() if cfg is not None else raw
 

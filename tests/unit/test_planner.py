@@ -201,32 +201,3 @@ def test_training_is_planned_from_the_timed_forward_of_its_own_records(ctx):
     assert plan.rungs["lora"]["training"] == pytest.approx(
         epochs * (n_train * TRAIN_COST + n_dev) * 0.1
     )
-
-
-def test_exhaustive_trains_the_full_schedules_epochs_unless_the_task_sets_them(tmp_path, ctx):
-    from ladder.registry import registries
-    from ladder.rungs.lora import FULL_SCHEDULE_EPOCHS, LoraConfig, rung_config
-
-    lora = registries().rungs.get("lora")
-    default = LoraConfig.model_fields["epochs"].default
-    assert FULL_SCHEDULE_EPOCHS > default
-    full = Context(**{**vars(ctx), "schedule": "exhaustive"})
-    assert rung_config(ctx, lora).epochs == default
-    assert rung_config(full, lora).epochs == FULL_SCHEDULE_EPOCHS
-    # the plan counts the epochs that will be trained
-    ratio = FULL_SCHEDULE_EPOCHS / default
-    assert make_plan(full, ["lora"], SLOW, None).rungs["lora"]["training"] == pytest.approx(
-        ratio * make_plan(ctx, ["lora"], SLOW, None).rungs["lora"]["training"]
-    )
-    # epochs the task sets are trained under either schedule
-    root = write_classify_task(
-        tmp_path / "set", rows=ROWS, labels=LABELS, extra_yaml="rungs:\n  lora: {epochs: 2}\n"
-    )
-    task = load_task(root)
-    mine = Context(task, load_dataset(task), Store(tmp_path / "r2"), "r", tmp_path, "fake")
-    for schedule in ("race", "exhaustive"):
-        mine.schedule = schedule
-        assert rung_config(mine, lora).epochs == 2
-        assert make_plan(mine, ["lora"], SLOW, None).rungs["lora"]["training"] == pytest.approx(
-            2 / default * make_plan(ctx, ["lora"], SLOW, None).rungs["lora"]["training"]
-        )

@@ -94,8 +94,7 @@ def climb_cmd(
         typer.Option(
             "--schedule",
             help="race: prompt variants race on dev, clear losers stop early (default); "
-            "exhaustive: the full schedule (every variant on every dev item, consistency on "
-            "every item, the data curve, 4 fine-tuning epochs unless the task sets them)",
+            "exhaustive: every variant on every dev item",
         ),
     ] = "race",
     budget: Annotated[

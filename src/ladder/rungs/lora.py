@@ -74,18 +74,9 @@ class LoraConfig(BaseModel):
     merge: bool = Field(False, description="also merge into a full model folder and re-evaluate")
 
 
-# Epochs every climb trained before benchmarks/lora_recipe.py found 3 enough (hold-out 0.88 with 3
-# against 0.875 with 4 on email-triage): `--schedule exhaustive` keeps that full schedule.
-FULL_SCHEDULE_EPOCHS = 4
-
-
 def rung_config(ctx: Context, rung) -> Any:
-    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top;
-    under `--schedule exhaustive` the epochs are the full schedule's unless the task sets them."""
-    cfg = ctx.rung_config(rung)
-    if ctx.schedule == "exhaustive" and "epochs" not in cfg.model_fields_set:
-        return cfg.model_copy(update={"epochs": FULL_SCHEDULE_EPOCHS})
-    return cfg
+    """task.yaml's settings for the rung with `ladder train` overrides (ctx.options) on top."""
+    return ctx.rung_config(rung)
 
 
 # ---------------------------------------------------------------- the solution
