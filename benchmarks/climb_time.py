@@ -4,7 +4,7 @@ Tasks: the bundled email-triage and banking77-10 (the 10 most frequent intents o
 ../shared/datasets/banking77, 60 rows each: 600 rows). Each task climbs twice in fresh run
 stores; the JSON holds machine info and, per schedule: wall seconds, seconds per rung and
 phase, the plan, the decision, each rung's hold-out score with its CI and n, the dev choice, and
-what a fine-tuning rung trained (exhaustive keeps the full schedule's 4 epochs, the default 3).
+what a fine-tuning rung trained (epochs, the best one on dev, tokens, seconds).
 
     python benchmarks/climb_time.py [--rungs zero-shot,few-shot] [--tasks email-triage]
                                     [--limit N] [--budget 10m] [--model gemma-3-270m]
