@@ -59,3 +59,53 @@ def test_wal_mode(tmp_path):
     store = Store(tmp_path)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert isinstance(store.db, sqlite3.Connection)
+
+
+class _LockedAtFirst:
+    """A connection that answers "database is locked" at once, as SQLite does (without its busy
+    handler) where waiting could deadlock: two processes opening a new store together."""
+
+    def __init__(self, conn, fails: list, times: int):
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_fails", fails)
+        object.__setattr__(self, "_times", times)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._conn, name, value)
+
+    def execute(self, sql, *args):
+        if sql.startswith("PRAGMA journal_mode") and len(self._fails) < self._times:
+            self._fails.append(sql)
+            raise sqlite3.OperationalError("database is locked")
+        return self._conn.execute(sql, *args)
+
+
+def _locking(monkeypatch, times: int) -> list:
+    import ladder.store.db as db
+
+    fails: list = []
+    real = sqlite3.connect
+    monkeypatch.setattr(
+        db.sqlite3, "connect", lambda *a, **k: _LockedAtFirst(real(*a, **k), fails, times)
+    )
+    return fails
+
+
+def test_opening_waits_out_another_process_opening_the_store(tmp_path, monkeypatch):
+    fails = _locking(monkeypatch, times=2)
+    store = Store(tmp_path)
+    assert len(fails) == 2  # tried again, not given up
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.list_runs() == []
+
+
+def test_a_store_locked_for_good_is_a_clear_error(tmp_path, monkeypatch):
+    import ladder.store.db as db
+
+    monkeypatch.setattr(db, "OPEN_WAIT_S", 0.3)
+    _locking(monkeypatch, times=10**6)
+    with pytest.raises(StoreError, match="database is locked"):
+        Store(tmp_path)

@@ -27,20 +27,16 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("LADDER_RUNS") or "runs")
 
 
+OPEN_WAIT_S = 30.0  # how long opening waits out another process opening the same store
+
+
 class Store:
     def __init__(self, runs_dir: str | Path | None = None):
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.path = self.runs_dir / "ladder.db"
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.row_factory = sqlite3.Row
-            self.migrate()
+            self._open()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the run store: {exc}.",
@@ -51,6 +47,32 @@ class Store:
             raise StoreError(
                 f"cannot create the runs folder: {exc.strerror}.", where=self.runs_dir
             ) from None
+
+    def _open(self) -> None:
+        """Connect, switch to WAL and migrate, waiting out another process doing the same.
+
+        The busy timeout covers most waits, but SQLite answers "database is locked" at once,
+        without waiting, where waiting could deadlock (two climbs opening a new store in the
+        same instant, one switching it to WAL): then the whole open is tried again.
+        """
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while True:
+            self.db = sqlite3.connect(
+                self.path, timeout=OPEN_WAIT_S, isolation_level=None, check_same_thread=False
+            )
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.row_factory = sqlite3.Row
+                self.migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                self.db.close()
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     # ------------------------------------------------------------ schema
 
