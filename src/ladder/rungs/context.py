@@ -73,8 +73,7 @@ class Context:
     def label_scores(self, engine) -> dict[tuple[str, tuple[str, ...]], Any]:
         """Label scores (engine `Scores`) by (prompt, choices) that `engine` gave this climb in
         its present number formats: scores from another format or weights are never reused."""
-        nx = getattr(engine, "numerics", None)
-        fmt = getattr(nx, "phases", {}).get("score") if nx is not None else None
+        fmt = getattr(getattr(engine, "numerics", None), "phases", {}).get("score")
         return self._label_scores.setdefault((id(engine), fmt, getattr(engine, "dtype", None)), {})
 
     def _settle(self, name: str) -> None:
